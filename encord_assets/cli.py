@@ -1,0 +1,62 @@
+"""The `encord-assets` command: demo, status, mirror."""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="encord-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline against the local upstream mirror")
+    demo.add_argument("--infos", type=Path, default=None, help="E-MM1 datasets/ folder (default: bundled sample)")
+    demo.add_argument("--root", type=Path, default=Path("data"), help="ROOT of the layout (default ./data)")
+    demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
+    demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
+
+    status = commands.add_parser("status", help="coverage table from the manifests under ROOT")
+    status.add_argument("--root", type=Path, default=Path("data"))
+    status.add_argument("--problems-csv", type=Path, default=None, help="also write unavailable/failed rows here")
+
+    mirror = commands.add_parser("mirror", help="build and serve the upstream mirror for an infos folder")
+    mirror.add_argument("--infos", type=Path, default=None)
+    mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
+    mirror.add_argument("--port", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from encord_assets.demo import run_demo
+
+        return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
+    if args.command == "status":
+        from encord_assets.products.coverage import coverage, problem_rows
+
+        with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+            print(coverage(args.root))
+        if args.problems_csv:
+            problem_rows(args.root).write_csv(args.problems_csv)
+        return 0
+    if args.command == "mirror":
+        from encord_assets.demo import normalized_rows
+        from encord_assets.infos.files import SAMPLE_INFOS_DIR
+        from encord_assets.mirror.build import attach, build_content
+        from encord_assets.mirror.server import Mirror
+
+        build_content(normalized_rows(args.infos or SAMPLE_INFOS_DIR), args.mirror_dir)
+        with Mirror(args.mirror_dir, port=args.port) as served:
+            for name, value in attach(served).items():
+                print(f"export {name}={value}", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

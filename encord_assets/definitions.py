@@ -1,0 +1,30 @@
+"""The Dagster code location: infos assets, one asset per source, products, resources."""
+
+import dagster as dg
+
+from encord_assets.infos.assets import INFOS_ASSETS
+from encord_assets.infos.files import SAMPLE_INFOS_DIR
+from encord_assets.layout.io_manager import DatasetIOManager
+from encord_assets.layout.tables import TableIOManager
+from encord_assets.products.captions import captions
+from encord_assets.settings import InfosDir, default_data_root, setting
+from encord_assets.sources.factory import SOURCE_ASSETS
+from encord_assets.sources.resources import fetcher_resources
+
+
+def build_defs() -> dg.Definitions:
+    """Definitions whose optional settings come from the environment as it is now."""
+    data_root = default_data_root()
+    return dg.Definitions(
+        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions],
+        resources={
+            "data_root": data_root,
+            "infos_dir": InfosDir(path=setting("ENCORD_INFOS_DIR", str(SAMPLE_INFOS_DIR))),
+            "dataset_io_manager": DatasetIOManager(data_root=data_root),
+            "table_io_manager": TableIOManager(data_root=data_root),
+            **fetcher_resources(),
+        },
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,76 @@
+"""`encord-assets demo`: the whole pipeline on an infos folder, against the local mirror."""
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from encord_assets.infos.files import MODALITIES, SAMPLE_INFOS_DIR, infos_file, splits_for
+from encord_assets.infos.normalize import normalize
+from encord_assets.materialize import Materializer
+from encord_assets.mirror.build import attach, build_content
+from encord_assets.mirror.server import Mirror
+from encord_assets.products.coverage import coverage, problem_rows, read_rejects
+
+def normalized_rows(infos_dir: Path) -> pl.DataFrame:
+    """Every valid routed row of every split, for building the mirror (the assets redo this in Dagster)."""
+    frames = []
+    for modality in MODALITIES:
+        if modality == "text":
+            continue
+        for split in splits_for(modality):
+            path = infos_file(infos_dir, split, modality)
+            if path is not None:
+                frames.append(normalize(path, path.name, split, modality).rows.collect())
+    return pl.concat(frames)
+
+
+def write_dotenv(directory: Path, values: dict[str, str]) -> None:
+    """Let `dagster dev` started from this folder find the demo's instance and data."""
+    env_file = directory / ".env"
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    keep = [line for line in lines if line.split("=", 1)[0].strip() not in values]
+    env_file.write_text("\n".join(keep + [f"{k}={v}" for k, v in values.items()]) + "\n")
+
+
+def print_report(root: Path, fetched_bytes: int, failures: list[str], seconds: float) -> int:
+    table = coverage(root)
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(table)
+    rejects = read_rejects(root)
+    if rejects.height:
+        print(f"\n{rejects.height} infos row(s) rejected or routed to no source:")
+        for row in rejects.iter_rows(named=True):
+            print(f"  {row['infos_file']} row {row['infos_row']}: {row['column']}={row['value']!r}: {row['reason']}")
+    problems = problem_rows(root)
+    if problems.height:
+        print(f"\n{problems.height} row(s) not placed:")
+        for row in problems.iter_rows(named=True):
+            print(f"  {row['infos_file']} row {row['infos_row']} {row['target']}: {row['outcome']} {row['error_class']}: {row['error_message']}")
+    print(f"\nupstream bytes fetched this run: {fetched_bytes}; {seconds:.1f} s")
+    if failures:
+        print(f"runs that failed: {', '.join(failures)}")
+    return 1 if problems.height or failures else 0
+
+
+def run_demo(infos_dir: Path | None, root: Path, dagster_home: Path, mirror_dir: Path) -> int:
+    started = time.monotonic()
+    infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
+    root, dagster_home, mirror_dir = root.absolute(), dagster_home.absolute(), mirror_dir.absolute()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
+    build_content(normalized_rows(infos_dir), mirror_dir)
+    with Mirror(mirror_dir) as mirror:
+        settings = attach(mirror)
+        os.environ.update(
+            {"ROOT_DATA_PATH": str(root), "ENCORD_INFOS_DIR": str(infos_dir), "DAGSTER_HOME": str(dagster_home), **settings}
+        )
+        print(f"upstream mirror: {mirror.url}")
+        with dg.DagsterInstance.get() as instance:
+            materializer = Materializer(instance)
+            materializer.everything(root)
+        fetched = mirror.stats()["bytes_sent"]
+    write_dotenv(Path.cwd(), {"DAGSTER_HOME": str(dagster_home), "ROOT_DATA_PATH": str(root), "ENCORD_INFOS_DIR": str(infos_dir)})
+    return print_report(root, fetched, materializer.failures, time.monotonic() - started)

@@ -1,0 +1,1 @@
+"""E-MM1 infos CSVs: find them, validate every row, normalize them for the source assets."""

@@ -1,0 +1,68 @@
+"""One infos asset per modality, partitioned by split: validated, normalized rows as parquet."""
+
+import dagster as dg
+import polars as pl
+
+from encord_assets.infos.files import MODALITIES, infos_file, splits_for
+from encord_assets.infos.normalize import NormalizedInfos, empty_rows, normalize
+from encord_assets.layout.paths import bookkeeping_dir, write_atomically
+from encord_assets.metadata import table_metadata
+from encord_assets.settings import DataRoot, InfosDir
+
+
+def split_partitions(modality: str) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(list(splits_for(modality)))
+
+
+def read_split(infos_dir: InfosDir, data_root: DataRoot, split: str, modality: str) -> NormalizedInfos | None:
+    path = infos_file(infos_dir.path, split, modality)
+    if path is None:
+        return None
+    name = str(path.relative_to(infos_dir.path)) if path.is_relative_to(infos_dir.path) else str(path)
+    return normalize(path, name, split, modality, data_root.save_folders, data_root.audio_dir)
+
+
+def rejects_path(data_root: DataRoot, modality: str, split: str):
+    return bookkeeping_dir(data_root.root_path) / "rejects" / f"{modality}__{split}.csv"
+
+
+def build_infos_asset(modality: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"infos_{modality}",
+        partitions_def=split_partitions(modality),
+        io_manager_key="table_io_manager",
+        group_name="infos",
+        kinds={"polars", "parquet"},
+        description=f"Validated, normalized E-MM1 {modality} infos rows of one split, with target paths and partition keys.",
+    )
+    def infos_asset(context: dg.AssetExecutionContext, infos_dir: InfosDir, data_root: DataRoot) -> pl.LazyFrame:
+        split = context.partition_key
+        infos = read_split(infos_dir, data_root, split, modality)
+        if infos is None:
+            context.log.info(f"{split} has no {modality} infos file under {infos_dir.path}")
+            context.add_output_metadata({"rows": 0, "rejected": 0, "unrouted": 0})
+            return empty_rows(modality)
+        rejects = infos.rejects
+        write_atomically(rejects_path(data_root, modality, split), rejects.write_csv)
+        kinds = dict(rejects.group_by("kind").len().iter_rows())
+        for row in rejects.filter(pl.col("kind") == "rejected").head(20).iter_rows(named=True):
+            context.log.warning(
+                f"rejected {row['infos_file']} row {row['infos_row']}: {row['column']}={row['value']!r}: {row['reason']}"
+            )
+        by_source = infos.rows.group_by("source").len().collect() if modality != "text" else None
+        context.add_output_metadata(
+            {
+                "rows": int(infos.rows.select(pl.len()).collect().item()),
+                "rejected": kinds.get("rejected", 0),
+                "unrouted": kinds.get("unrouted", 0),
+                "rejects": table_metadata(rejects),
+                "rejects_file": dg.MetadataValue.path(str(rejects_path(data_root, modality, split))),
+                **({"rows_by_source": table_metadata(by_source.sort("source"))} if by_source is not None else {}),
+            }
+        )
+        return infos.rows
+
+    return infos_asset
+
+
+INFOS_ASSETS = [build_infos_asset(modality) for modality in MODALITIES]

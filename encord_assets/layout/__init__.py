@@ -1,0 +1,1 @@
+"""Where files go: path rules, staging, manifests and the dataset IO manager."""

@@ -1,0 +1,138 @@
+"""The dataset IO manager: the only code that writes into ROOT/<save_folder>/<dir>/<file_name>.
+
+It checks each staged file, renames it into place (atomic on the same filesystem), and
+writes the partition manifest last, as the completion marker: one row per infos row.
+"""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from encord_assets.layout.outcomes import RESULT_SCHEMA, Outcome, PartitionFetch
+from encord_assets.layout.paths import UnsafePath, inside_root, manifest_path, write_atomically
+from encord_assets.layout.plan import read_manifest, sha256_of
+from encord_assets.metadata import table_metadata
+from encord_assets.settings import DataRoot
+
+MANIFEST_COLUMNS = (
+    "split",
+    "modality",
+    "source",
+    "source_dataset",
+    "infos_file",
+    "infos_row",
+    "row_id",
+    "target",
+    "outcome",
+    "bytes",
+    "sha256",
+    "error_class",
+    "error_message",
+)
+
+
+def _place(root: Path, staged: dict) -> dict:
+    """Check one staged file and move it into place; return its final result row."""
+    result = {**staged, "staged_path": None}
+    path = Path(staged["staged_path"])
+    try:
+        final = inside_root(root, staged["target"])
+    except UnsafePath as error:
+        return {**result, "outcome": Outcome.REJECTED.value, "error_class": "unsafe_path", "error_message": str(error)}
+    if not path.is_file():
+        return {**result, "outcome": Outcome.FAILED.value, "error_class": "staging_lost", "error_message": f"staged file {path.name} is missing"}
+    size = path.stat().st_size
+    expected = staged["expected_size"]
+    if size == 0 or (expected is not None and size != expected):
+        return {
+            **result,
+            "outcome": Outcome.FAILED.value,
+            "error_class": "size_mismatch",
+            "error_message": f"staged {size} bytes, upstream announced {expected}",
+        }
+    sha = sha256_of(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, final)
+    return {**result, "outcome": Outcome.PLACED.value, "bytes": size, "sha256": sha}
+
+
+def build_manifest(fetch: PartitionFetch, results: pl.DataFrame) -> pl.DataFrame:
+    """One row per infos row of the partition, each with exactly one outcome."""
+    per_target = results.select("target", "outcome", "bytes", "sha256", "error_class", "error_message")
+    manifest = fetch.rows.join(per_target, on="target", how="left").with_columns(
+        pl.col("outcome").fill_null(Outcome.FAILED.value),
+        pl.when(pl.col("outcome").is_null()).then(pl.lit("no_outcome")).otherwise(pl.col("error_class")).alias("error_class"),
+        pl.when(pl.col("outcome").is_null())
+        .then(pl.lit("the fetcher recorded no outcome for this row"))
+        .otherwise(pl.col("error_message"))
+        .alias("error_message"),
+    )
+    return manifest.select(MANIFEST_COLUMNS).sort("infos_file", "infos_row")
+
+
+def summarize(manifest: pl.DataFrame) -> dict[str, int]:
+    counts = dict(manifest.group_by("outcome").len().iter_rows())
+    return {outcome.value: counts.get(outcome.value, 0) for outcome in Outcome}
+
+
+class DatasetIOManager(dg.ConfigurableIOManager):
+    """Places staged files into the layout and records the partition manifest."""
+
+    data_root: dg.ResourceDependency[DataRoot]
+
+    def handle_output(self, context: dg.OutputContext, fetch: PartitionFetch) -> None:
+        root = self.data_root.root_path
+        started = time.monotonic()
+        fetched = fetch.log.results()
+        placed = [
+            _place(root, row) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)
+        ]
+        results = pl.concat([fetch.prior, pl.DataFrame(placed, schema=RESULT_SCHEMA)])
+        manifest = build_manifest(fetch, results)
+        path = manifest_path(root, fetch.asset_name, fetch.partition_key)
+        write_atomically(path, manifest.write_parquet)
+        shutil.rmtree(fetch.log.staging_dir, ignore_errors=True)
+
+        counts = summarize(manifest)
+        new = results.filter(pl.col("outcome") == Outcome.PLACED.value)
+        bytes_placed = int(new["bytes"].sum() or 0)
+        problems = manifest.filter(pl.col("outcome").is_in([Outcome.UNAVAILABLE.value, Outcome.FAILED.value, Outcome.REJECTED.value]))
+        metadata = {
+            **{f"rows_{name}": count for name, count in counts.items()},
+            "rows": manifest.height,
+            "bytes_fetched": fetch.log.bytes_fetched,
+            "bytes_placed": bytes_placed,
+            "fetch_to_placed_ratio": round(fetch.log.bytes_fetched / bytes_placed, 4) if bytes_placed else 0.0,
+            "requests": fetch.log.requests,
+            "fetch_seconds": round(fetch.elapsed_seconds, 3),
+            "place_seconds": round(time.monotonic() - started, 3),
+            "manifest": dg.MetadataValue.path(str(path)),
+            **{f"note_{k}": v for k, v in fetch.log.notes.items()},
+            **fetch.extra_metadata,
+        }
+        if problems.height:
+            metadata["problems"] = table_metadata(
+                problems.select("infos_file", "infos_row", "target", "outcome", "error_class", "error_message"), limit=20
+            )
+        context.add_output_metadata(metadata)
+        if counts[Outcome.FAILED.value]:
+            first = problems.filter(pl.col("outcome") == Outcome.FAILED.value).row(0, named=True)
+            raise dg.Failure(
+                description=(
+                    f"{counts[Outcome.FAILED.value]} row(s) failed transiently and will be retried; first: "
+                    f"{first['infos_file']} row {first['infos_row']} ({first['target']}): "
+                    f"{first['error_class']}: {first['error_message']}"
+                ),
+                metadata=metadata,
+            )
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        name = context.upstream_output.asset_key.path[-1]
+        keys = context.asset_partition_keys if context.has_asset_partitions else []
+        frames = [read_manifest(self.data_root.root_path, name, key) for key in keys]
+        frames = [frame for frame in frames if frame is not None]
+        return pl.concat(frames) if frames else pl.DataFrame(schema={c: pl.String for c in MANIFEST_COLUMNS})

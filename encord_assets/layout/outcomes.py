@@ -1,0 +1,96 @@
+"""What a source asset hands to the dataset IO manager: staged files and per-target outcomes."""
+
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import polars as pl
+
+
+class Outcome(StrEnum):
+    PLACED = "placed"
+    ALREADY_PRESENT = "already_present"
+    UNAVAILABLE = "unavailable"  # permanent: 404/403, removed video, not in the archive, undecodable
+    FAILED = "failed"  # transient after retries: the partition fails so it is retried
+    REJECTED = "rejected"
+
+
+RESULT_SCHEMA = {
+    "target": pl.String,
+    "outcome": pl.String,
+    "staged_path": pl.String,
+    "expected_size": pl.Int64,
+    "bytes": pl.Int64,
+    "sha256": pl.String,
+    "error_class": pl.String,
+    "error_message": pl.String,
+}
+
+
+class FetchLog:
+    """Collects, thread-safely, what a fetcher did for each target of one partition."""
+
+    def __init__(self, staging_dir: Path):
+        self.staging_dir = staging_dir
+        self.bytes_fetched = 0
+        self.requests = 0
+        self.notes: dict[str, int] = {}
+        self._results: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def staging_path(self, suffix: str = "") -> Path:
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        return self.staging_dir / f"{uuid.uuid4().hex}{suffix}.part"
+
+    def _record(self, target: str, **result) -> None:
+        with self._lock:
+            self._results[target] = {"target": target, **result}
+
+    def staged(self, target: str, path: Path, expected_size: int | None = None) -> None:
+        self._record(target, outcome="staged", staged_path=str(path), expected_size=expected_size)
+
+    def staged_copy(self, target: str, staged_target: str) -> None:
+        """Stage `target` as a local copy of what was already staged for `staged_target`."""
+        source = self._results[staged_target]
+        path = self.staging_path()
+        shutil.copyfile(source["staged_path"], path)
+        self.staged(target, path, source["expected_size"])
+
+    def unavailable(self, target: str, error_class: str, message: str) -> None:
+        self._record(target, outcome=Outcome.UNAVAILABLE.value, error_class=error_class, error_message=message)
+
+    def failed(self, target: str, error_class: str, message: str) -> None:
+        self._record(target, outcome=Outcome.FAILED.value, error_class=error_class, error_message=message)
+
+    def fetched(self, nbytes: int, requests: int = 1) -> None:
+        with self._lock:
+            self.bytes_fetched += nbytes
+            self.requests += requests
+
+    def note(self, name: str, count: int = 1) -> None:
+        with self._lock:
+            self.notes[name] = self.notes.get(name, 0) + count
+
+    def has_result(self, target: str) -> bool:
+        with self._lock:
+            return target in self._results
+
+    def results(self) -> pl.DataFrame:
+        with self._lock:
+            return pl.DataFrame(list(self._results.values()), schema=RESULT_SCHEMA)
+
+
+@dataclass
+class PartitionFetch:
+    """A source asset's output: the partition's infos rows and what became of each target."""
+
+    asset_name: str
+    partition_key: str
+    rows: pl.DataFrame  # normalized infos rows of the partition
+    prior: pl.DataFrame  # RESULT_SCHEMA rows settled before fetching (present files, known-unavailable)
+    log: FetchLog
+    elapsed_seconds: float = 0.0
+    extra_metadata: dict = field(default_factory=dict)

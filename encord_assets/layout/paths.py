@@ -1,0 +1,132 @@
+"""The one place that knows the layout: ROOT/<save_folder>/<dir>/<file_name>.
+
+Every path the project writes is built here, and every component that comes from an
+infos row or an upstream archive is checked here before it can reach the filesystem.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import polars as pl
+
+# save_folder values used by E-MM1 infos (old phase names, current split names, EShot).
+KNOWN_SAVE_FOLDERS = (
+    "phase_1_only",
+    "phase_2_only",
+    "shared",
+    "e-mm1_100m_only",
+    "e-mm1_1m_only",
+    "eshot",
+)
+MAX_NAME_BYTES = 255
+# Audio of the E-MM1 splits shares files with video clips, so it lives in video/ (DESIGN §2).
+DEFAULT_AUDIO_DIR = "video"
+ESHOT_AUDIO_DIR = "audio"
+BOOKKEEPING_DIR = "_encord_assets"
+
+
+class UnsafePath(ValueError):
+    """A path component or target that could escape ROOT or is not a plain file name."""
+
+
+def unsafe_component_reason(value: pl.Expr) -> pl.Expr:
+    """Why a string column is not a single safe path component (null when it is safe)."""
+    return (
+        pl.when(value.is_null() | (value.str.strip_chars() == ""))
+        .then(pl.lit("empty"))
+        .when(value.str.contains("\x00", literal=True))
+        .then(pl.lit("contains NUL"))
+        .when(value.str.contains("/", literal=True))
+        .then(pl.lit("contains '/'"))
+        .when(value.str.contains("\\", literal=True))
+        .then(pl.lit("contains '\\'"))
+        .when(value.is_in([".", ".."]))
+        .then(pl.lit("is '.' or '..'"))
+        .when(value.str.contains(r"[\x01-\x1f\x7f]"))
+        .then(pl.lit("contains a control character"))
+        .when(value.str.contains("\ufffd", literal=True))
+        .then(pl.lit("is not valid UTF-8"))
+        .when(value.str.len_bytes() > MAX_NAME_BYTES)
+        .then(pl.lit(f"longer than {MAX_NAME_BYTES} bytes"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+
+
+def check_component(value: str) -> str:
+    """Return `value` if it is a single safe path component, else raise UnsafePath."""
+    reason = pl.select(unsafe_component_reason(pl.lit(value, dtype=pl.String))).item()
+    if reason is not None:
+        raise UnsafePath(f"{value!r} is not a safe file or folder name: {reason}")
+    return value
+
+
+def modality_dir(modality: str, save_folder: str, audio_dir: str = DEFAULT_AUDIO_DIR) -> str:
+    if modality == "audio":
+        return ESHOT_AUDIO_DIR if save_folder == "eshot" else audio_dir
+    return modality
+
+
+def target_expr(audio_dir: str = DEFAULT_AUDIO_DIR) -> pl.Expr:
+    """The target path relative to ROOT for normalized infos rows (columns modality, save_folder, file_name)."""
+    folder = (
+        pl.when(pl.col("modality") != "audio")
+        .then(pl.col("modality"))
+        .when(pl.col("save_folder") == "eshot")
+        .then(pl.lit(ESHOT_AUDIO_DIR))
+        .otherwise(pl.lit(audio_dir))
+    )
+    return pl.concat_str([pl.col("save_folder"), folder, pl.col("file_name")], separator="/")
+
+
+def inside_root(root: Path, relative: str) -> Path:
+    """The absolute final path of `relative`, refusing anything that resolves outside ROOT."""
+    parts = relative.split("/")
+    for part in parts:
+        check_component(part)
+    root = root.resolve()
+    path = root.joinpath(*parts)
+    # resolve() follows symlinks a user or an attacker may have left inside ROOT.
+    if not path.resolve().is_relative_to(root) or parts[0] == BOOKKEEPING_DIR:
+        raise UnsafePath(f"{relative!r} resolves outside the dataset layout under {root}")
+    return path
+
+
+def bookkeeping_dir(root: Path) -> Path:
+    return Path(root) / BOOKKEEPING_DIR
+
+
+def partition_file_stem(partition_key: str) -> str:
+    return partition_key.replace("|", "__")
+
+
+def manifest_path(root: Path, asset_name: str, partition_key: str) -> Path:
+    return bookkeeping_dir(root) / "manifests" / asset_name / f"{partition_file_stem(partition_key)}.parquet"
+
+
+def manifests_dir(root: Path) -> Path:
+    return bookkeeping_dir(root) / "manifests"
+
+
+def staging_root(root: Path, asset_name: str, partition_key: str) -> Path:
+    return bookkeeping_dir(root) / "staging" / asset_name / partition_file_stem(partition_key)
+
+
+def table_path(root: Path, relative: str) -> Path:
+    return Path(root) / relative
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A unique name beside `path`, so a rename into place is atomic on the same filesystem."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call write(tmp_path), then rename tmp_path to path: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

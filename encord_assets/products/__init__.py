@@ -1,0 +1,1 @@
+"""Products built from the infos and the placed files: captions, reports."""

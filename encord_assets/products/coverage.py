@@ -1,0 +1,74 @@
+"""Coverage from what is on disk: the partition manifests and the infos rejects."""
+
+from pathlib import Path
+
+import polars as pl
+
+from encord_assets.layout.outcomes import Outcome
+from encord_assets.layout.paths import bookkeeping_dir, manifests_dir
+
+OUTCOMES = [outcome.value for outcome in Outcome]
+
+
+def read_manifests(root: Path) -> pl.DataFrame | None:
+    files = sorted(manifests_dir(root).glob("*/*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed") if files else None
+
+
+def read_rejects(root: Path) -> pl.DataFrame:
+    files = sorted((bookkeeping_dir(root) / "rejects").glob("*.csv"))
+    frames = []
+    for file in files:
+        modality, split = file.stem.split("__")
+        frame = pl.read_csv(file, infer_schema=False)
+        if frame.height:
+            frames.append(frame.with_columns(pl.lit(split).alias("split"), pl.lit(modality).alias("modality")))
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
+        schema={"infos_file": pl.String, "infos_row": pl.String, "column": pl.String, "value": pl.String, "reason": pl.String, "kind": pl.String, "split": pl.String, "modality": pl.String}
+    )
+
+
+def coverage(root: Path) -> pl.DataFrame:
+    """Rows per (split, modality, source) by outcome, with bytes on disk; infos rejects as their own rows."""
+    manifests = read_manifests(root)
+    parts = []
+    if manifests is not None:
+        parts.append(
+            manifests.group_by("split", "modality", "source")
+            .agg(
+                pl.len().alias("rows"),
+                *[(pl.col("outcome") == o).sum().alias(o) for o in OUTCOMES],
+                pl.col("bytes").filter(pl.col("outcome").is_in([Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value]))
+                .sum()
+                .alias("bytes_on_disk"),
+            )
+        )
+    rejects = read_rejects(root)
+    if rejects.height:
+        parts.append(
+            rejects.group_by("split", "modality", "kind")
+            .agg(pl.len().alias("rows"))
+            .select(
+                "split",
+                "modality",
+                pl.concat_str(pl.lit("(infos "), pl.col("kind"), pl.lit(")")).alias("source"),
+                "rows",
+                *[pl.lit(0, pl.UInt32).alias(o) for o in OUTCOMES if o != Outcome.REJECTED.value],
+                pl.col("rows").alias(Outcome.REJECTED.value),
+                pl.lit(0, pl.Int64).alias("bytes_on_disk"),
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema={"split": pl.String, "modality": pl.String, "source": pl.String, "rows": pl.UInt32})
+    columns = ["split", "modality", "source", "rows", *OUTCOMES, "bytes_on_disk"]
+    return pl.concat([p.select(columns) for p in parts], how="vertical_relaxed").sort("split", "modality", "source")
+
+
+def problem_rows(root: Path) -> pl.DataFrame:
+    """Every unavailable or failed row with its reason: a list to hand to a colleague."""
+    manifests = read_manifests(root)
+    if manifests is None:
+        return pl.DataFrame()
+    return manifests.filter(pl.col("outcome").is_in([Outcome.UNAVAILABLE.value, Outcome.FAILED.value])).select(
+        "split", "source", "infos_file", "infos_row", "row_id", "target", "outcome", "error_class", "error_message"
+    )

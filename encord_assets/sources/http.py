@@ -1,0 +1,36 @@
+"""A requests session for plain HTTP upstreams, counting what it receives."""
+
+import requests
+
+from encord_assets.layout.outcomes import FetchLog
+from encord_assets.sources.retry import Unavailable
+
+CHUNK = 1 << 20
+
+
+def new_session(user_agent: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+def download(session: requests.Session, url: str, path, log: FetchLog, timeout: float, max_bytes: int) -> int:
+    """GET `url` into `path`; returns the announced size (or the size read when none was announced)."""
+    with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
+        log.fetched(0)
+        response.raise_for_status()
+        announced = response.headers.get("Content-Length")
+        announced = int(announced) if announced is not None else None
+        if announced is not None and announced > max_bytes:
+            raise Unavailable("too_large", f"{url} announces {announced} bytes, over the {max_bytes}-byte limit")
+        size = 0
+        with open(path, "wb") as out:
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                log.fetched(len(chunk), requests=0)
+                if size > max_bytes:
+                    raise Unavailable("too_large", f"{url} sent more than {max_bytes} bytes")
+                out.write(chunk)
+        return announced if announced is not None else size
+
+

@@ -1,0 +1,49 @@
+"""The one list of sources: which (modality, source dataset) pairs we fetch, and how.
+
+Each entry becomes one partitioned asset (see factory.py). `fetcher` names the resource
+that fetches its rows; `shards` is fixed forever for a source because changing it would
+move rows between partitions.
+"""
+
+import re
+from dataclasses import dataclass
+
+from encord_assets.infos.datasets import DATASETS
+from encord_assets.infos.files import splits_for
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    modality: str
+    dataset: str
+    fetcher: str
+    shards: int
+    pool: str
+    # column that locates a row upstream; rows without it have no upstream here
+    locator: str = "file_id"
+    eshot: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.modality}_{re.sub(r'[^a-z0-9]+', '', self.dataset.lower())}"
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        splits = splits_for(self.modality)
+        return splits if self.eshot else tuple(s for s in splits if s != "eshot")
+
+    def __post_init__(self):
+        assert self.dataset in DATASETS, self.dataset
+
+
+SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("image", "COCO", fetcher="coco", shards=16, pool="http"),
+)
+
+
+def sources_for(modality: str) -> tuple[SourceSpec, ...]:
+    return tuple(spec for spec in SOURCES if spec.modality == modality)
+
+
+def source_by_name(name: str) -> SourceSpec:
+    return next(spec for spec in SOURCES if spec.name == name)

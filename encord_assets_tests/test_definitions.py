@@ -1,0 +1,19 @@
+import subprocess
+
+from encord_assets.definitions import defs
+from encord_assets.sources.registry import SOURCES
+
+
+def test_every_registry_source_has_an_asset_and_its_fetcher():
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    for spec in SOURCES:
+        assert spec.name in keys
+        assert spec.fetcher in defs.resources
+    assert {"infos_image", "infos_video", "infos_audio", "infos_points", "infos_text", "captions"} <= keys
+
+
+def test_dagster_cli_lists_the_assets():
+    listed = subprocess.run(
+        ["dagster", "asset", "list", "-m", "encord_assets.definitions"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "infos_image" in listed and "image_coco" in listed and "captions" in listed
