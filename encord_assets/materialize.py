@@ -36,10 +36,13 @@ class Materializer:
             self.failures.append(f"{asset_name} {partition_key or ''}".strip())
         return result
 
-    def infos(self) -> None:
+    def infos(self, *modalities: str) -> None:
+        """Materialize the infos assets of `modalities` (all when none is named), every split."""
         from encord_assets.infos.assets import INFOS_ASSETS
 
         for infos_asset in INFOS_ASSETS:
+            if modalities and infos_asset.key.path[-1].removeprefix("infos_") not in modalities:
+                continue
             for split in infos_asset.partitions_def.get_partition_keys():
                 self.run(infos_asset.key.path[-1], split)
 

@@ -1,6 +1,8 @@
 """Shared fixtures: a temporary ROOT and DAGSTER_HOME, and the upstream mirror on 127.0.0.1."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -9,21 +11,31 @@ import pytest
 
 from encord_assets.demo import normalized_rows
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
+from encord_assets.instance import ensure_instance_config
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
 
 
+@pytest.fixture
+def dagster_home(tmp_path):
+    """A fresh DAGSTER_HOME; on tmpfs when there is one, because the instance's sqlite fsyncs dominate small runs."""
+    shm = Path("/dev/shm")
+    home = Path(tempfile.mkdtemp(prefix="encord_dagster_home_", dir=shm if shm.is_dir() else tmp_path))
+    ensure_instance_config(home)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path, monkeypatch):
+def _isolated_environment(tmp_path, dagster_home, monkeypatch):
     """Each test gets its own ROOT, DAGSTER_HOME and HF cache; nothing leaks between tests."""
     for name in list(os.environ):
         if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("ROOT_DATA_PATH", str(tmp_path / "root"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
 
 
 @pytest.fixture
@@ -37,8 +49,10 @@ def instance(tmp_path):
         yield instance
 
 
-def start_mirror(rows: pl.DataFrame, content_dir: Path, monkeypatch) -> Mirror:
-    build_content(rows, content_dir)
+def start_mirror(rows: pl.DataFrame | None, content_dir: Path, monkeypatch) -> Mirror:
+    """Serve `content_dir` (first built for `rows`, unless None) and point every setting at it."""
+    if rows is not None:
+        build_content(rows, content_dir)
     mirror = Mirror(content_dir).start()
     for name, value in attach(mirror).items():
         monkeypatch.setenv(name, value)
@@ -50,10 +64,17 @@ def sample_rows() -> pl.DataFrame:
     return normalized_rows(SAMPLE_INFOS_DIR)
 
 
+@pytest.fixture(scope="session")
+def sample_mirror_content(sample_rows, tmp_path_factory) -> Path:
+    content = tmp_path_factory.mktemp("sample_mirror")
+    build_content(sample_rows, content)
+    return content
+
+
 @pytest.fixture
-def sample_mirror(tmp_path, sample_rows, monkeypatch):
+def sample_mirror(sample_mirror_content, monkeypatch):
     """The mirror serving every upstream of the bundled sample, with settings pointed at it."""
-    mirror = start_mirror(sample_rows, tmp_path / "mirror", monkeypatch)
+    mirror = start_mirror(None, sample_mirror_content, monkeypatch)
     yield mirror
     mirror.stop()
 
@@ -62,3 +83,34 @@ def sample_mirror(tmp_path, sample_rows, monkeypatch):
 def materializer(instance) -> Materializer:
     """Build it after the fixtures that set the environment (mirror settings) have run."""
     return Materializer(instance)
+
+
+IMAGE_HEADER = "encord_image_id,source_dataset,dataset_license,file_id,file_name,save_folder"
+
+
+def write_infos(infos_dir: Path, split: str, modality: str, lines: list[str]) -> Path:
+    """Write `<split>/infos/<modality>.csv` (header first) under an E-MM1-shaped folder."""
+    path = infos_dir / split / "infos" / f"{modality}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def custom_infos(tmp_path, monkeypatch):
+    """An empty E-MM1-shaped infos folder that the assets read (ENCORD_INFOS_DIR)."""
+    infos_dir = tmp_path / "infos"
+    infos_dir.mkdir()
+    monkeypatch.setenv("ENCORD_INFOS_DIR", str(infos_dir))
+    return infos_dir
+
+
+def manifest_of(root: Path, asset_name: str, partition_key: str) -> pl.DataFrame:
+    from encord_assets.layout.paths import manifest_path
+
+    return pl.read_parquet(manifest_path(root, asset_name, partition_key))
+
+
+def materialization_metadata(result, asset_name: str) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == asset_name]
+    return {k: v.value for k, v in event.materialization.metadata.items()}

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import random
 import zipfile
 from pathlib import Path
 
@@ -15,15 +16,10 @@ def seed_of(key: str) -> int:
 
 
 def jpeg_bytes(key: str, width: int = 96, height: int = 64) -> bytes:
-    """A real JPEG whose pixels (and so bytes) depend only on `key`."""
-    seed = seed_of(key)
-    image = Image.new("RGB", (width, height))
-    base = [(seed >> shift) & 0xFF for shift in (0, 8, 16)]
-    image.putdata(
-        [((base[0] + x * 3) % 256, (base[1] + y * 5) % 256, (base[2] + (x * y) % 97) % 256) for y in range(height) for x in range(width)]
-    )
+    """A real JPEG whose pixels (and so bytes) depend only on `key`; noisy, so it weighs like a photo."""
+    pixels = random.Random(seed_of(key)).randbytes(width * height * 3)
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=85)
+    Image.frombytes("RGB", (width, height), pixels).save(out, format="JPEG", quality=90)
     return out.getvalue()
 
 

@@ -33,6 +33,8 @@ class Faults:
     retry_after: float = 1.0
     stall_seconds: float = 5.0
     seed: int = 0
+    # not a fault: a delay before every answer under path_prefix, to make runs slow enough to kill
+    latency_seconds: float = 0.0
 
 
 @dataclass
@@ -72,6 +74,9 @@ class MirrorState:
     def pick_fault(self, path: str) -> str | None:
         with self.lock:
             faults = self.faults
+        if faults.latency_seconds and path.startswith(faults.path_prefix):
+            time.sleep(faults.latency_seconds)
+        with self.lock:
             if faults.rate <= 0 or not path.startswith(faults.path_prefix):
                 return None
             if self._random.random() >= faults.rate:

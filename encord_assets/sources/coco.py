@@ -85,7 +85,10 @@ class CocoImages(dg.ConfigurableResource):
             wanted.setdefault(coco_member(file_id, self.image_split), []).append(target)
         fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": self.timeout_seconds})
         try:
-            zf = retry.call(lambda: remotezip.RemoteZip(self.zip_url, session=session, fetcher=fetcher))
+            # A small first read: the end record, then exactly the central directory.
+            zf = retry.call(
+                lambda: remotezip.RemoteZip(self.zip_url, initial_buffer_size=256, session=session, fetcher=fetcher)
+            )
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             for targets in wanted.values():
                 for target in targets:

@@ -34,7 +34,7 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         key = context.partition_key
         rows = partition_rows(infos, spec, key)
         plan = plan_partition(data_root.root_path, spec.name, key, rows, data_root.retry_unavailable)
-        staging = fresh_staging_dir(data_root.root_path, spec.name, key, context.run_id, context.instance)
+        staging = fresh_staging_dir(data_root.root_path, spec.name, key, context.run.run_id, context.instance)
         log = FetchLog(staging)
         started = time.monotonic()
         context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
