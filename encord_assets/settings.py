@@ -10,8 +10,20 @@ from encord_assets.layout.paths import DEFAULT_AUDIO_DIR, KNOWN_SAVE_FOLDERS
 
 
 def setting(name: str, default):
-    """An EnvVar when the variable is set (so Dagster shows where the value came from), else the default."""
-    return dg.EnvVar(name) if name in os.environ else default
+    """The value of environment variable `name`, typed like `default`; the default when unset.
+
+    Strings and integers stay `dg.EnvVar`s (resolved when a run starts, and shown as such in
+    the UI); Dagster has no float or bool EnvVar, so those are parsed when definitions load.
+    """
+    if name not in os.environ:
+        return default
+    if isinstance(default, bool):
+        return os.environ[name].strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return dg.EnvVar.int(name)
+    if isinstance(default, float):
+        return float(os.environ[name])
+    return dg.EnvVar(name)
 
 
 class DataRoot(dg.ConfigurableResource):

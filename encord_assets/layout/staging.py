@@ -1,11 +1,32 @@
 """Staging folders under ROOT (same filesystem as the layout, so placing is a rename)."""
 
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import dagster as dg
 
 from encord_assets.layout.paths import staging_root
+
+OWNER_FILE = ".owner"
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether the process that made `folder` still runs (a killed run never marks itself finished)."""
+    try:
+        host, pid = (folder / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True  # cannot tell from here: keep it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def fresh_staging_dir(root: Path, asset_name: str, partition_key: str, run_id: str, instance: dg.DagsterInstance) -> Path:
@@ -19,6 +40,9 @@ def fresh_staging_dir(root: Path, asset_name: str, partition_key: str, run_id: s
             if leftover.name == run_id:
                 continue
             run = instance.get_run_by_id(leftover.name)
-            if run is None or run.is_finished:
+            if run is None or run.is_finished or not _owner_alive(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
-    return base / run_id
+    folder = base / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+    return folder

@@ -9,5 +9,6 @@ def fetcher_resources() -> dict:
         "coco": CocoImages(
             base_url=setting("COCO_BASE_URL", "http://images.cocodataset.org"),
             method=setting("COCO_METHOD", "auto"),
+            threads=setting("COCO_THREADS", 8),
         ),
     }
