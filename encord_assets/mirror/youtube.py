@@ -18,6 +18,7 @@ import polars as pl
 from encord_assets.mirror.media import seed_of
 from encord_assets.mirror.server import Mirror
 from encord_assets.sources.ffmpeg import ffmpeg_exe
+from encord_assets.sources.partitions import partition_key_expr
 
 PREFIX = "youtube"
 RECIPE = "testsrc2 96x64 10fps x264 g10 crf40 + sine aac 32k mono 16kHz, v1"
@@ -72,3 +73,27 @@ def build(rows: pl.DataFrame, content_dir: Path) -> None:
 def env(mirror: Mirror) -> dict[str, str]:
     # no politeness pause against our own loopback mirror
     return {"YOUTUBE_URL_TEMPLATE": f"{mirror.url}/{PREFIX}/{{youtube_id}}.mp4", "YOUTUBE_SLEEP_SECONDS": "0"}
+
+
+VIDEO_HEADER = "encord_video_id,source_dataset,dataset_license,youtube_id,start_time,end_time,file_id,file_name,save_folder"
+
+
+def write_one_partition_infos(infos_dir: Path, youtube_ids: list[str], shards: int) -> None:
+    """An E-MM1 video infos file of Valor clips (2-4 s) whose targets all fall in one partition
+    (for tests and benchmarks: a real partition holds hundreds of clips, the sample one or two)."""
+    candidates = (
+        pl.DataFrame({"youtube_id": youtube_ids})
+        .join(pl.DataFrame({"n": range(50 * shards)}), how="cross")
+        .with_columns(file_name=pl.format("{}_{}.mp4", "youtube_id", "n"), split=pl.lit("e-mm1_100m"))
+        .with_columns(target=pl.format("e-mm1_100m_only/video/{}", "file_name"))
+        .with_columns(key=partition_key_expr(pl.lit(shards)))
+    )
+    key = candidates.filter(pl.col("youtube_id") == youtube_ids[0])["key"][0]
+    chosen = candidates.filter(pl.col("key") == key).unique("youtube_id", keep="first", maintain_order=True)
+    lines = [
+        f"{100 + i},Valor,MIT,{youtube_id},{1.5 + i % 3},{3.5 + i % 3 * 1.5},,{file_name},e-mm1_100m_only"
+        for i, (youtube_id, file_name) in enumerate(chosen.select("youtube_id", "file_name").iter_rows())
+    ]
+    path = infos_dir / "e-mm1_100m" / "infos" / "video.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([VIDEO_HEADER, *lines]) + "\n")

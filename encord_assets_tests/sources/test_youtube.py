@@ -8,23 +8,20 @@ import polars as pl
 import pytest
 from yt_dlp.utils import DownloadError, ExtractorError
 
+from encord_assets.demo import normalized_rows
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.layout.paths import bookkeeping_dir
 from encord_assets.layout.plan import read_manifest
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import youtube
 from encord_assets.mirror.server import Mirror, Reply
-from encord_assets.mirror.youtube import video_path
+from encord_assets.mirror.youtube import video_path, write_one_partition_infos
 from encord_assets.settings import DataRoot
 from encord_assets.sources.ffmpeg import probe
-from encord_assets.sources.partitions import partition_key_expr
 from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.retry import classify
 from encord_assets.sources.youtube import BotCheck, PoolCooldown, YoutubeClips, translate
 from encord_assets_tests.conftest import start_mirror
-
-VIDEO_HEADER = "encord_video_id,source_dataset,dataset_license,youtube_id,start_time,end_time,file_id,file_name,save_folder"
-
 
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch):
@@ -41,27 +38,6 @@ def record_requests(mirror) -> list[tuple[str, str | None]]:
 
 def infos_table(root: Path, modality: str, split: str) -> pl.DataFrame:
     return pl.read_parquet(bookkeeping_dir(root) / "tables" / f"infos_{modality}" / f"{split}.parquet")
-
-
-def one_partition_of_clips(infos_dir: Path, youtube_ids: list[str], source: str = "video_valor") -> None:
-    """A video infos file whose clips (2-4 s) all fall in one partition of `source`."""
-    shards = source_by_name(source).shards
-    names = pl.DataFrame({"youtube_id": youtube_ids}).join(pl.DataFrame({"n": range(4000)}), how="cross")
-    names = names.with_columns(
-        file_name=pl.format("{}_{}.mp4", "youtube_id", "n"), split=pl.lit("e-mm1_100m")
-    ).with_columns(
-        target=pl.format("e-mm1_100m_only/video/{}", "file_name")
-    ).with_columns(key=partition_key_expr(pl.lit(shards)))
-    key = names.filter(pl.col("youtube_id") == youtube_ids[0])["key"][0]
-    chosen = names.filter(pl.col("key") == key).unique("youtube_id", keep="first").sort("youtube_id")
-    assert chosen.height == len(youtube_ids)
-    lines = [
-        f"{100 + i},Valor,MIT,{row['youtube_id']},{1.5 + i},{3.5 + 2 * i},,{row['file_name']},e-mm1_100m_only"
-        for i, row in enumerate(chosen.iter_rows(named=True))
-    ]
-    path = infos_dir / "e-mm1_100m" / "infos" / "video.csv"
-    path.parent.mkdir(parents=True)
-    path.write_text("\n".join([VIDEO_HEADER, *lines]) + "\n")
 
 
 def test_clips_match_their_rows_and_a_shared_audio_video_file_is_fetched_once(sample_mirror, materializer, root):
@@ -175,10 +151,8 @@ def test_a_429_with_retry_after_pauses_the_whole_pool(tmp_path, root):
 
 def test_a_transient_failure_fails_the_partition_and_the_rerun_fetches_only_what_is_missing(tmp_path, monkeypatch, instance, root):
     ids = ["ccccccccc01", "ccccccccc02", "ccccccccc03"]
-    one_partition_of_clips(tmp_path / "infos", ids)
+    write_one_partition_infos(tmp_path / "infos", ids, source_by_name("video_valor").shards)
     monkeypatch.setenv("ENCORD_INFOS_DIR", str(tmp_path / "infos"))
-    from encord_assets.demo import normalized_rows
-
     mirror = start_mirror(normalized_rows(tmp_path / "infos"), tmp_path / "mirror", monkeypatch)
     seen = record_requests(mirror)
     try:
@@ -207,11 +181,9 @@ def test_the_cookies_file_contents_never_reach_logs_metadata_or_manifests(tmp_pa
     cookies = tmp_path / "cookies.txt"
     cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tSID\t{secret}\n")
     ids = ["ddddddddd01", "ddddddddd02"]
-    one_partition_of_clips(tmp_path / "infos", ids)
+    write_one_partition_infos(tmp_path / "infos", ids, source_by_name("video_valor").shards)
     monkeypatch.setenv("ENCORD_INFOS_DIR", str(tmp_path / "infos"))
     monkeypatch.setenv("YOUTUBE_COOKIES_FILE", str(cookies))
-    from encord_assets.demo import normalized_rows
-
     mirror = start_mirror(normalized_rows(tmp_path / "infos"), tmp_path / "mirror", monkeypatch)
     seen = record_requests(mirror)
     try:
