@@ -87,7 +87,7 @@ def main() -> None:
 
     n = len(ids)
     print(f"{n} clips of 2-4 s on the local mirror\n")
-    print(f"| method | seconds | clips/s | upstream bytes/clip |\n|---|---|---|---|")
+    print("| method | seconds | clips/s | upstream bytes/clip |\n|---|---|---|---|")
     for name, (seconds, sent) in results.items():
         print(f"| {name} | {seconds:.1f} | {n / seconds:.2f} | {sent / n:,.0f} |")
     (base_s, base_b), (ours_s, ours_b) = results.values()

@@ -57,6 +57,7 @@ def probe(path: Path, timeout: float = 120.0) -> Probe:
         text=True,
         errors="replace",
         timeout=timeout,
+        check=False,  # a failure is the answer, read below
     )
     report = result.stderr
     match = _DURATION.search(report)

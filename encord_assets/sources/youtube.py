@@ -32,19 +32,19 @@ DEFAULT_FORMAT = "bv*[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b"
 
 # yt-dlp's wording (from YouTube) for videos that will never be downloadable
 PERMANENT_MESSAGES = (
-    (re.compile(r"private video", re.I), "private"),
-    (re.compile(r"confirm your age|age.restricted|inappropriate for some users", re.I), "age_restricted"),
+    (re.compile(r"private video", re.IGNORECASE), "private"),
+    (re.compile(r"confirm your age|age.restricted|inappropriate for some users", re.IGNORECASE), "age_restricted"),
     (
         re.compile(
             r"video unavailable|no longer available|has been removed|been terminated|not available in your country"
             r"|members.only|copyright|does not exist",
-            re.I,
+            re.IGNORECASE,
         ),
         "removed",
     ),
-    (re.compile(r"requested format is not available", re.I), "format_unavailable"),
+    (re.compile(r"requested format is not available", re.IGNORECASE), "format_unavailable"),
 )
-BOT_CHECK = re.compile(r"confirm you.{0,3}re not a bot", re.I)
+BOT_CHECK = re.compile(r"confirm you.{0,3}re not a bot", re.IGNORECASE)
 
 
 class BotCheck(Exception):

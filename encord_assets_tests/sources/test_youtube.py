@@ -20,8 +20,9 @@ from encord_assets.settings import DataRoot
 from encord_assets.sources.ffmpeg import probe
 from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.retry import classify
-from encord_assets.sources.youtube import BotCheck, PoolCooldown, YoutubeClips, translate
+from encord_assets.sources.youtube import PoolCooldown, YoutubeClips, translate
 from encord_assets_tests.conftest import start_mirror
+
 
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch):
