@@ -8,7 +8,7 @@ import polars as pl
 from encord_assets.layout.outcomes import FetchLog, PartitionFetch
 from encord_assets.layout.plan import plan_partition
 from encord_assets.layout.staging import fresh_staging_dir
-from encord_assets.sources.partitions import hashed_partitions
+from encord_assets.sources.partitions import hashed_partitions, split_mapping
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
 
@@ -17,10 +17,12 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    partitions = hashed_partitions(spec.shards, spec.splits)
+
     @dg.asset(
         name=spec.name,
-        partitions_def=hashed_partitions(spec.shards, spec.splits),
-        ins={"infos": dg.AssetIn(f"infos_{spec.modality}")},
+        partitions_def=partitions,
+        ins={"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=split_mapping(partitions))},
         io_manager_key="dataset_io_manager",
         required_resource_keys={"data_root", spec.fetcher},
         group_name=spec.modality,

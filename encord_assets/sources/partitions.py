@@ -28,6 +28,18 @@ def hashed_partitions(shards: int, splits: tuple[str, ...]) -> dg.MultiPartition
     )
 
 
+def split_mapping(partitions: dg.MultiPartitionsDefinition) -> dg.StaticPartitionMapping:
+    """Each `<shard>|<split>` partition reads its split's infos partition.
+
+    Dagster infers this only when the split dimension equals the infos asset's partitions, and a
+    source without EShot rows has fewer splits than its modality's infos asset.
+    """
+    by_split: dict[str, list[str]] = {}
+    for key in partitions.get_partition_keys():
+        by_split.setdefault(key.keys_by_dimension["split"], []).append(str(key))
+    return dg.StaticPartitionMapping(by_split)
+
+
 def partition_key_expr(shards: pl.Expr) -> pl.Expr:
     """`<shard>|<split>` for normalized rows, given each row's shard count."""
     shard = plh.col("target").nchash.xxhash64() % shards.cast(pl.UInt64)
