@@ -26,15 +26,6 @@ def setting(name: str, default):
     return dg.EnvVar(name)
 
 
-def int_setting(name: str, default: int):
-    return dg.EnvVar.int(name) if name in os.environ else default
-
-
-def float_setting(name: str, default: float) -> float:
-    """Dagster has no float EnvVar: the value is read when the definitions are built."""
-    return float(os.environ.get(name, default))
-
-
 class DataRoot(dg.ConfigurableResource):
     """ROOT of the layout, ROOT/<save_folder>/<dir>/<file_name>."""
 

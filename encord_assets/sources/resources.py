@@ -1,6 +1,6 @@
 """The fetcher resources named by the registry, configured from environment variables."""
 
-from encord_assets.settings import float_setting, int_setting, setting
+from encord_assets.settings import setting
 from encord_assets.sources.coco import CocoImages
 from encord_assets.sources.youtube import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, YoutubeClips
 
@@ -15,11 +15,11 @@ def fetcher_resources() -> dict:
         "youtube": YoutubeClips(
             url_template=setting("YOUTUBE_URL_TEMPLATE", DEFAULT_URL_TEMPLATE),
             cookies_file=setting("YOUTUBE_COOKIES_FILE", ""),
-            sleep_seconds=float_setting("YOUTUBE_SLEEP_SECONDS", 1.0),
-            socket_timeout_seconds=float_setting("YOUTUBE_SOCKET_TIMEOUT", 30.0),
+            sleep_seconds=setting("YOUTUBE_SLEEP_SECONDS", 1.0),
+            socket_timeout_seconds=setting("YOUTUBE_SOCKET_TIMEOUT", 30.0),
             format=setting("YOUTUBE_FORMAT", DEFAULT_FORMAT),
-            threads=int_setting("YOUTUBE_THREADS", 4),
-            attempts=int_setting("YOUTUBE_ATTEMPTS", 4),
-            backoff_seconds=float_setting("YOUTUBE_BACKOFF_SECONDS", 2.0),
+            threads=setting("YOUTUBE_THREADS", 4),
+            attempts=setting("YOUTUBE_ATTEMPTS", 4),
+            backoff_seconds=setting("YOUTUBE_BACKOFF_SECONDS", 2.0),
         ),
     }
