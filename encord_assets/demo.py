@@ -9,7 +9,7 @@ import polars as pl
 
 from encord_assets.infos.files import MODALITIES, SAMPLE_INFOS_DIR, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
-from encord_assets.instance import ensure_instance_config
+from encord_assets.instance import ensure_instance_config, relax_sqlite_durability
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
@@ -61,6 +61,7 @@ def run_demo(infos_dir: Path | None, root: Path, dagster_home: Path, mirror_dir:
     infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
     root, dagster_home, mirror_dir = root.absolute(), dagster_home.absolute(), mirror_dir.absolute()
     ensure_instance_config(dagster_home)
+    relax_sqlite_durability()
     print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
     build_content(normalized_rows(infos_dir), mirror_dir)
     with Mirror(mirror_dir) as mirror:

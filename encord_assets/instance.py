@@ -22,3 +22,25 @@ def ensure_instance_config(dagster_home: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(INSTANCE_YAML)
     return path
+
+
+def relax_sqlite_durability() -> None:
+    """WAL with synchronous=NORMAL for this process's sqlite connections (the demo's, the tests').
+
+    Dagster's sqlite storages commit each event with an fsync, which on a slow disk costs more
+    than a small partition run; NORMAL keeps the database consistent after a crash of this
+    process and can only lose the last events on power loss, fine for a local demo instance.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if event.contains(Engine, "connect", _synchronous_normal):
+        return
+    event.listen(Engine, "connect", _synchronous_normal)
+
+
+def _synchronous_normal(connection, _record) -> None:
+    if type(connection).__module__.startswith("sqlite3"):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
