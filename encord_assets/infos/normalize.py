@@ -15,6 +15,7 @@ from encord_assets.infos.datasets import (
     NOT_YOUTUBE,
     YOUTUBE_ID_PATTERN,
     canonical_expr,
+    lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
 from encord_assets.sources.partitions import partition_key_expr
@@ -125,7 +126,9 @@ def _header_problem(header: list[str], required: list[str]) -> str | None:
     return f"missing column(s) {', '.join(missing)}; header is {header}{hint}"
 
 
-def _rules(modality: str, id_column: str, known_save_folders: tuple[str, ...]) -> list[tuple[str, pl.Expr]]:
+def _rules(
+    modality: str, id_column: str, known_save_folders: tuple[str, ...], duplicate_rows: pl.Series
+) -> list[tuple[str, pl.Expr]]:
     """(column, reason-or-null expression) in the order a row is judged; the first reason wins."""
     ident = pl.col("row_id_raw")
     rules: list[tuple[str, pl.Expr]] = [
@@ -133,8 +136,9 @@ def _rules(modality: str, id_column: str, known_save_folders: tuple[str, ...]) -
         (id_column, pl.when(pl.col("row_id").is_null()).then(pl.lit("not an integer"))),
         (
             id_column,
-            pl.when(pl.col("row_id").is_duplicated() & ~pl.col("row_id").is_first_distinct())
-            .then(pl.lit("duplicate id (an earlier row has the same id)")),
+            pl.when(pl.col("infos_row").is_in(duplicate_rows.implode())).then(
+                pl.lit("duplicate id (an earlier row has the same id)")
+            ),
         ),
     ]
     if modality == "text":
@@ -243,7 +247,13 @@ def normalize(
             pl.col("youtube_id", "file_id").str.strip_chars().replace("", None),
         )
 
-    rules = _rules(modality, id_column, known_save_folders)
+    # Found in a pass over two columns only: a whole-frame window would hold the file in memory.
+    duplicate_rows = (
+        lf.select("infos_row", "row_id")
+        .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
+        .collect(engine="streaming")["infos_row"]
+    )
+    rules = _rules(modality, id_column, known_save_folders, duplicate_rows)
     reason = pl.coalesce([expr for _, expr in rules])
     column = pl.coalesce([pl.when(expr.is_not_null()).then(pl.lit(name)) for name, expr in rules])
     value = pl.coalesce([pl.when(expr.is_not_null()).then(_raw_value(name, id_column)) for name, expr in rules])
@@ -262,17 +272,15 @@ def normalize(
     )
     if modality == "text":
         rows = valid.select(*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption")
-        return NormalizedInfos(rows, rejects.collect())
+        return NormalizedInfos(rows, rejects.collect(engine="streaming"))
 
     specs = sources_for(modality)
     routed = valid.with_columns(pl.lit(modality).alias("modality")).with_columns(
-        pl.col("source_dataset")
-        .replace_strict({s.dataset: s.name for s in specs}, default=None, return_dtype=pl.String)
-        .alias("source"),
+        lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
         target_expr(audio_dir).alias("target"),
     ).with_columns(
         partition_key_expr(
-            pl.col("source").replace_strict({s.name: s.shards for s in specs}, default=1, return_dtype=pl.Int64)
+            lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64)
         ).alias("partition_key")
     )
     unrouted = routed.filter(pl.col("source").is_null()).select(
@@ -284,5 +292,5 @@ def normalize(
         pl.lit("unrouted").alias("kind"),
     )
     rows = routed.filter(pl.col("source").is_not_null()).select(ROW_COLUMNS)
-    all_rejects = pl.concat([rejects, unrouted]).collect().cast(REJECT_SCHEMA).sort("infos_row")
+    all_rejects = pl.concat([rejects, unrouted]).collect(engine="streaming").cast(REJECT_SCHEMA).sort("infos_row")
     return NormalizedInfos(rows, all_rejects)
