@@ -40,6 +40,14 @@ def stem_of(member: str) -> str:
     return PurePosixPath(member).name.split(".", 1)[0]
 
 
+def targets_by(rows: pl.DataFrame, column: str = "file_id") -> dict[str, list[str]]:
+    """`column` value -> the targets (one or more save folders) that want it."""
+    wanted: dict[str, list[str]] = {}
+    for key, target in rows.select(column, "target").iter_rows():
+        wanted.setdefault(key, []).append(target)
+    return wanted
+
+
 def count_reads(file, log: FetchLog | None):
     """Count, into `log`, every byte `file` (an fsspec buffered file) receives from upstream."""
     if log is None:
