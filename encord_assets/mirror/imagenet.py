@@ -17,14 +17,18 @@ SCHEMA = pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.str
 
 
 def imagenet_image(file_id: str) -> bytes:
-    return jpeg_bytes(f"imagenet:{file_id}")
+    # larger than the other mirrors' images: real ImageNet JPEGs average ~110 KB
+    return jpeg_bytes(f"imagenet:{file_id}", 320, 240)
 
 
 def write_parquet(path: Path, ids: list[str], row_group_size: int) -> None:
     images = [{"bytes": imagenet_image(i), "path": f"{i}.JPEG"} for i in ids]
     labels = [seed_of(i.split("_")[0]) % 1000 for i in ids]
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"image": images, "label": labels}, schema=SCHEMA), path, row_group_size=row_group_size)
+    # Real ImageNet JPEGs (~110 KB) exceed parquet's 4 KB statistics limit, so their footers hold
+    # no min/max image bytes; the mirror's small JPEGs would, and bloat the footer.
+    table = pa.table({"image": images, "label": labels}, schema=SCHEMA)
+    pq.write_table(table, path, row_group_size=row_group_size, write_statistics=["image.path", "label"])
 
 
 def build(rows: pl.DataFrame, content_dir: Path, decoys: int = 60, files: int = 3, row_group_size: int = 8) -> None:

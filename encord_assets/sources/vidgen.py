@@ -28,7 +28,7 @@ class VidGenZips(HfDatasetSource):
     files: str = "*.zip"
     max_clip_bytes: int = 2 << 30
 
-    def build_index(self, context: dg.AssetExecutionContext, revision: str) -> pl.DataFrame:
+    def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
         fs = self.filesystem()
         zips = self.list_files(revision, self.files)
         counter = FetchLog(Path())  # counts bytes only; stages nothing
@@ -49,9 +49,9 @@ class VidGenZips(HfDatasetSource):
 
         with ThreadPoolExecutor(self.threads) as pool:
             entries = [entry for entries in pool.map(index_zip, zips) for entry in entries]
-        context.add_output_metadata({"zips": len(zips), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests})
+        metadata = {"zips": len(zips), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests}
         index = pl.DataFrame(entries, schema=INDEX_SCHEMA, orient="row")
-        return index.unique("file_id", keep="first", maintain_order=True)
+        return index.unique("file_id", keep="first", maintain_order=True), metadata
 
     def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
         wanted = targets_by(rows)
