@@ -4,8 +4,9 @@
 an `HfFileSystem` for its own endpoint and token (passed explicitly, never read from the
 environment at import, and never logged), resolves its pinned revision to a commit, lists
 files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
-for parquet, a read-ahead sized per zip member) while counting every byte received into
-the partition's FetchLog. `copy_zip_members` stages chosen members of one remote zip.
+for parquet, a read-ahead sized to each zip member, or to a run of adjacent members)
+while counting every byte received into the partition's FetchLog. `copy_zip_members`
+stages chosen members of one remote zip.
 """
 
 import fnmatch
@@ -26,7 +27,7 @@ from encord_assets.sources.zip_members import copy_members, index_members
 DEFAULT_ENDPOINT = "https://huggingface.co"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 # zipfile reads a member's 30-byte local header, its name and extra field, then the data:
-# one read-ahead of this much more than name + data covers the whole member in one request.
+# a read-ahead of this much more than name + data covers the whole member in one request.
 LOCAL_HEADER_SLACK = 30 + 128
 
 
@@ -63,10 +64,22 @@ def count_reads(file, log: FetchLog | None):
     return file
 
 
-def fit_read_ahead(file, info: zipfile.ZipInfo) -> None:
-    """Size the read-ahead of `file` to `info`'s member, so reading it is one request
-    (fsspec's readahead cache reads `blocksize` past each miss)."""
-    file.cache.blocksize = info.compress_size + len(info.filename.encode()) + LOCAL_HEADER_SLACK
+def member_end(info: zipfile.ZipInfo) -> int:
+    return info.header_offset + LOCAL_HEADER_SLACK + len(info.filename.encode()) + info.compress_size
+
+
+def read_ahead_plan(infos: list[zipfile.ZipInfo], max_gap: int, max_span: int) -> dict[str, int]:
+    """Member name -> read-ahead (bytes from its local header) that covers it in one request,
+    together with the members right after it when they are (nearly) adjacent: a dense subset
+    then takes one request per run of members instead of one per member."""
+    plan: dict[str, int] = {}
+    run_end = next_start = None  # the run that starts with the member after this one
+    for info in sorted(infos, key=lambda i: i.header_offset, reverse=True):
+        end = member_end(info)
+        joins = run_end is not None and next_start - end <= max_gap and run_end - info.header_offset <= max_span
+        run_end, next_start = (run_end if joins else end), info.header_offset
+        plan[info.filename] = run_end - info.header_offset
+    return plan
 
 
 class HfDatasetSource(dg.ConfigurableResource):
@@ -81,6 +94,9 @@ class HfDatasetSource(dg.ConfigurableResource):
     attempts: int = 4
     backoff_seconds: float = 0.5
     threads: int = 4
+    # zip members closer than this are read together (one request per run of members)
+    coalesce_gap_bytes: int = 1 << 10
+    max_request_bytes: int = 64 << 20
 
     @property
     def retry(self) -> RetryPolicy:
@@ -148,4 +164,10 @@ class HfDatasetSource(dg.ConfigurableResource):
             members = index_members(zf, file.size, log, max_member_bytes)
             names = {member_of(name): name for name in members}
             by_name = {names.get(key, key): targets for key, targets in wanted.items()}
-            copy_members(zf, members, by_name, log, self.retry, f"{self.repo_id}/{path}", before_member=lambda info: fit_read_ahead(file, info))
+            plan = read_ahead_plan([members[n] for n in by_name if n in members], self.coalesce_gap_bytes, self.max_request_bytes)
+
+            def fit_read_ahead(info: zipfile.ZipInfo) -> None:
+                # fsspec's readahead cache fetches `blocksize` past each miss
+                file.cache.blocksize = plan[info.filename]
+
+            copy_members(zf, members, by_name, log, self.retry, f"{self.repo_id}/{path}", before_member=fit_read_ahead)
