@@ -103,6 +103,8 @@ def main() -> None:
                 "Flickr30k": (Flickr30kZip(endpoint=mirror.url), flickr30k.REPO),
                 "VidGen-1M": (VidGenZips(endpoint=mirror.url), vidgen.REPO),
             }
+            with tempfile.TemporaryDirectory(dir=base) as work:
+                ranged(sources["ImageNet"][0], ids["ImageNet"][:1], Path(work))  # warm-up: imports, first connections
             for name, (source, repo) in sources.items():
                 files = [p for p, _ in source.list_files("main", getattr(source, "files", None) or source.archive)]
                 total = sum((hf_hub.repo_dir(content, repo) / f).stat().st_size for f in files)
