@@ -13,7 +13,6 @@ import fnmatch
 import re
 import zipfile
 from pathlib import PurePosixPath
-from typing import Callable
 
 import dagster as dg
 import polars as pl
@@ -147,9 +146,8 @@ class HfDatasetSource(dg.ConfigurableResource):
         wanted: dict[str, list[str]],
         log: FetchLog,
         max_member_bytes: int,
-        member_of: Callable[[str], str] = stem_of,
     ) -> None:
-        """Stage the members of zip `path` whose `member_of(name)` is a key of `wanted`
+        """Stage the members of zip `path` whose stem is a key of `wanted`
         (key -> targets): the central directory, then each member in one ranged read, in
         archive order. Every target gets an outcome."""
         try:
@@ -162,7 +160,7 @@ class HfDatasetSource(dg.ConfigurableResource):
             return
         with file, zf:
             members = index_members(zf, file.size, log, max_member_bytes)
-            names = {member_of(name): name for name in members}
+            names = {stem_of(name): name for name in members}
             by_name = {names.get(key, key): targets for key, targets in wanted.items()}
             plan = read_ahead_plan([members[n] for n in by_name if n in members], self.coalesce_gap_bytes, self.max_request_bytes)
 
