@@ -20,7 +20,7 @@ from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from encord_assets.layout.outcomes import FetchLog
-from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error
+from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
 from encord_assets.sources.zip_members import copy_members, index_members
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -61,6 +61,17 @@ def count_reads(file, log: FetchLog | None):
 
     file.cache.fetcher = counted
     return file
+
+
+def open_zip(file) -> zipfile.ZipFile:
+    """zipfile.ZipFile(file), keeping an HTTP error (a 404, say) rather than the BadZipFile that
+    zipfile reports for any OSError met while reading the end of the archive."""
+    try:
+        return zipfile.ZipFile(file)
+    except zipfile.BadZipFile as error:
+        if status_of(error.__context__ or error) is not None:
+            raise error.__context__ from None
+        raise
 
 
 def member_end(info: zipfile.ZipInfo) -> int:
@@ -150,9 +161,16 @@ class HfDatasetSource(dg.ConfigurableResource):
         """Stage the members of zip `path` whose stem is a key of `wanted`
         (key -> targets): the central directory, then each member in one ranged read, in
         archive order. Every target gets an outcome."""
+        def open_archive():
+            file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
+            try:
+                return file, open_zip(file)
+            except BaseException:
+                file.close()
+                raise
+
         try:
-            file = self.retry.call(lambda: self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12))
-            zf = self.retry.call(lambda: zipfile.ZipFile(file))
+            file, zf = self.retry.call(open_archive)
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             for targets in wanted.values():
                 for target in targets:

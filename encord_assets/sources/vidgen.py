@@ -6,7 +6,6 @@ reads each needed member in one ranged request, in archive order; a clip in no z
 `unavailable`.
 """
 
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import polars as pl
 
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.archive_names import member_name_problem
-from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
+from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of, targets_by
 from encord_assets.sources.retry import record_error
 
 INDEX_SCHEMA = {"file_id": pl.String, "zip": pl.String, "zip_size": pl.Int64, "member": pl.String, "member_size": pl.Int64, "revision": pl.String}
@@ -38,7 +37,7 @@ class VidGenZips(HfDatasetSource):
             path, size = item
 
             def read() -> list[tuple]:
-                with self.open(fs, revision, path, size, counter, cache_type="none") as f, zipfile.ZipFile(f) as zf:
+                with self.open(fs, revision, path, size, counter, cache_type="none") as f, open_zip(f) as zf:
                     return [
                         (stem_of(info.filename), path, size, info.filename, info.file_size, revision)
                         for info in zf.infolist()

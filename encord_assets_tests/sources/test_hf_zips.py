@@ -90,3 +90,24 @@ def test_vidgen_index_routes_clips_and_is_rebuilt_when_the_revision_changes(tmp_
     built = [run.asset_materializations_for_node("index_vidgen")[0].metadata for run in (first, second)]
     assert built[0]["revision"].value != built[1]["revision"].value
     assert missing in pl.read_parquet(built[1]["path"].value)["file_id"].to_list()
+
+
+def test_transient_faults_are_retried_and_a_404_is_unavailable(tmp_path, monkeypatch, instance, root):
+    write_infos(tmp_path / "infos", "image", "Flickr30k", ["1000001"], ".jpg")
+    mirror = serve(tmp_path, monkeypatch, only("image_flickr30k", flickr30k.build, decoys=20))
+    materializer = Materializer(instance)
+    materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
+    (key,) = materializer.source_partitions(root, "image_flickr30k", "image")
+
+    mirror.set_faults(0.3, kinds=("500", "503", "reset", "truncate"), path_prefix="/hf/", retry_after=0.0)
+    materializer.run("image_flickr30k", key, raise_on_error=True)
+    assert mirror.stats()["faults_injected"] > 0
+    assert manifest(root, "image_flickr30k", key)["outcome"].to_list() == ["placed"]
+
+    mirror.set_faults(0.0)
+    (root / SAVE_FOLDER / "image" / "1000001.jpg").unlink()
+    revision = hf_hub.repo_sha(tmp_path / "mirror", flickr30k.REPO)
+    mirror.answer({f"/datasets/{flickr30k.REPO}/resolve/{revision}/{flickr30k.ARCHIVE}": 404})
+    materializer.run("image_flickr30k", key, raise_on_error=True)
+    (row,) = manifest(root, "image_flickr30k", key).iter_rows(named=True)
+    assert row["outcome"] == "unavailable" and row["error_class"] == "http_404", row
