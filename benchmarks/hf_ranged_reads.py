@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -111,9 +112,9 @@ def main() -> None:
                 for fraction in SUBSETS:
                     chosen = subset(ids[name], fraction)
                     with tempfile.TemporaryDirectory(dir=base) as work:
-                        ours = measure(mirror, lambda: ranged(source, chosen, Path(work)))
+                        ours = measure(mirror, partial(ranged, source, chosen, Path(work)))
                     with tempfile.TemporaryDirectory(dir=base) as work:
-                        theirs = measure(mirror, lambda: guide(mirror, repo, files, chosen, Path(work)))
+                        theirs = measure(mirror, partial(guide, mirror, repo, files, chosen, Path(work)))
                     assert ours[1] == theirs[1], (name, fraction, ours, theirs)
                     needed = ours[1]
                     lines.append(

@@ -3,7 +3,7 @@
 
 import subprocess
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -16,16 +16,34 @@ from encord_assets.mirror.server import Mirror
 REPO = "Fudan-FUXI/VIDGEN-1M"
 
 
-@lru_cache(maxsize=None)
+@cache
 def mp4_bytes(key: str, seconds: float = 1.0) -> bytes:
     """A real, small H.264 mp4 whose colour (and so bytes) depends only on `key`."""
     colour = f"0x{seed_of(key) & 0xFFFFFF:06x}"
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "clip.mp4"
         subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-             "-i", f"color=c={colour}:s=64x48:d={seconds}:r=10", "-c:v", "libx264", "-preset", "ultrafast",
-             "-pix_fmt", "yuv420p", "-fflags", "+bitexact", "-map_metadata", "-1", str(out)],
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                f"color=c={colour}:s=64x48:d={seconds}:r=10",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-fflags",
+                "+bitexact",
+                "-map_metadata",
+                "-1",
+                str(out),
+            ],
             check=True,
         )
         return out.read_bytes()

@@ -145,7 +145,9 @@ class HfDatasetSource(dg.ConfigurableResource):
         """The commit an index was built at; refuse one built at another pinned commit."""
         commits = index["revision"].unique().to_list() if index.height else [self.index_revision()]
         if COMMIT_SHA.match(self.revision) and commits != [self.revision]:
-            raise dg.Failure(f"the index was built at {commits}, the revision setting is {self.revision}: materialize the index asset again")
+            raise dg.Failure(
+                f"the index was built at {commits}, the revision setting is {self.revision}: materialize the index asset again"
+            )
         return commits[0]
 
     def copy_zip_members(
@@ -161,6 +163,7 @@ class HfDatasetSource(dg.ConfigurableResource):
         """Stage the members of zip `path` whose stem is a key of `wanted`
         (key -> targets): the central directory, then each member in one ranged read, in
         archive order. Every target gets an outcome."""
+
         def open_archive():
             file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
             try:

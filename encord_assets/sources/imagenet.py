@@ -8,6 +8,7 @@ images (the `image` column, nothing else) and writes each image's original JPEG 
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,14 @@ from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
 from encord_assets.sources.retry import record_error
 
-INDEX_SCHEMA = {"file_id": pl.String, "file": pl.String, "file_size": pl.Int64, "row_group": pl.Int64, "row": pl.Int64, "revision": pl.String}
+INDEX_SCHEMA = {
+    "file_id": pl.String,
+    "file": pl.String,
+    "file_size": pl.Int64,
+    "row_group": pl.Int64,
+    "row": pl.Int64,
+    "revision": pl.String,
+}
 
 
 class ImageNetParquet(HfDatasetSource):
@@ -71,7 +79,9 @@ class ImageNetParquet(HfDatasetSource):
                 log.unavailable(target, "not_in_repo", f"{file_id} is in no {self.files} file of {self.repo_id}@{commit}")
         fs = self.filesystem()
         by_file = found.sort("file", "row_group", "row").partition_by("file", as_dict=True)
-        context.log.info(f"reading {found.select('file', 'row_group').n_unique()} row group(s) of {len(by_file)} parquet file(s) for {found.height} images")
+        context.log.info(
+            f"reading {found.select('file', 'row_group').n_unique()} row group(s) of {len(by_file)} parquet file(s) for {found.height} images"
+        )
 
         def read_file(item) -> None:
             (path,), places = item
@@ -88,7 +98,7 @@ class ImageNetParquet(HfDatasetSource):
             parquet = self.retry.call(lambda: pq.ParquetFile(f))
             for (group,), at in places.partition_by("row_group", as_dict=True, maintain_order=True).items():
                 try:
-                    images = self.retry.call(lambda: parquet.read_row_group(group, columns=["image"]))
+                    images = self.retry.call(partial(parquet.read_row_group, group, columns=["image"]))
                 except Exception as error:  # noqa: BLE001 - a corrupt row group fails its rows only
                     fail(at, error, log, wanted)
                     continue

@@ -17,7 +17,14 @@ from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of, targets_by
 from encord_assets.sources.retry import record_error
 
-INDEX_SCHEMA = {"file_id": pl.String, "zip": pl.String, "zip_size": pl.Int64, "member": pl.String, "member_size": pl.Int64, "revision": pl.String}
+INDEX_SCHEMA = {
+    "file_id": pl.String,
+    "zip": pl.String,
+    "zip_size": pl.Int64,
+    "member": pl.String,
+    "member_size": pl.Int64,
+    "revision": pl.String,
+}
 
 
 class VidGenZips(HfDatasetSource):

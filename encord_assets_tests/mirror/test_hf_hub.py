@@ -1,6 +1,7 @@
 """The mirror's Hugging Face Hub emulation, driven by the real huggingface_hub client."""
 
 import zipfile
+from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi, HfFileSystem, get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -46,9 +47,9 @@ def test_large_files_redirect_to_another_origin_with_their_metadata(hub):
     archive = hf_hub.repo_dir(hub.state.content_dir, REPO) / "images.zip"
     assert metadata.size == archive.stat().st_size
     path = hf_hub_download(REPO, "images.zip", repo_type="dataset", endpoint=hub.url, token=False)
-    assert open(path, "rb").read() == archive.read_bytes()
+    assert Path(path).read_bytes() == archive.read_bytes()
     small = hf_hub_download(REPO, "README.md", repo_type="dataset", endpoint=hub.url, token=False)
-    assert open(small, "rb").read() == b"# things\n"
+    assert Path(small).read_bytes() == b"# things\n"
 
 
 def test_ranged_reads_through_hf_file_system(hub):

@@ -2,8 +2,8 @@
 repository built around them (with many unneeded entries), served by the mirror."""
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 

@@ -18,7 +18,11 @@ def zip_budget(path, needed_stems: set[str]) -> int:
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
         central = path.stat().st_size - zf.start_dir
-    members = sum(30 + len(i.filename.encode()) + len(i.extra) + i.compress_size for i in infos if i.filename.rsplit("/", 1)[-1].split(".")[0] in needed_stems)
+    members = sum(
+        30 + len(i.filename.encode()) + len(i.extra) + i.compress_size
+        for i in infos
+        if i.filename.rsplit("/", 1)[-1].split(".")[0] in needed_stems
+    )
     return members + central
 
 
@@ -65,7 +69,10 @@ def test_vidgen_index_routes_clips_and_is_rebuilt_when_the_revision_changes(tmp_
     clips = [f"clip{n:07d}-Scene-{n:04d}" for n in range(6)]
     missing = clips[-1]
     write_infos(tmp_path / "infos", "video", "VidGen-1M", clips, ".mp4")
-    present = lambda rows, content: vidgen.build(rows.filter((pl.col("source") == "video_vidgen1m") & (pl.col("file_id") != missing)), content, decoys=12)  # noqa: E731
+
+    def present(rows, content):
+        vidgen.build(rows.filter((pl.col("source") == "video_vidgen1m") & (pl.col("file_id") != missing)), content, decoys=12)
+
     mirror = serve(tmp_path, monkeypatch, present)
     materializer = Materializer(instance)
     materializer.run("infos_video", "e-mm1_1m", raise_on_error=True)

@@ -80,7 +80,14 @@ def test_a_corrupt_row_group_fails_its_rows_and_places_nothing_of_them(tmp_path,
             f.seek(chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset)
             f.write(b"\xff" * chunk.total_compressed_size)
 
-    serve(tmp_path, monkeypatch, lambda rows, content: imagenet.build(rows.filter(pl.col("source") == ASSET).head(2), content, decoys=198, files=1, row_group_size=25), corrupt_first_row_group)
+    serve(
+        tmp_path,
+        monkeypatch,
+        lambda rows, content: imagenet.build(
+            rows.filter(pl.col("source") == ASSET).head(2), content, decoys=198, files=1, row_group_size=25
+        ),
+        corrupt_first_row_group,
+    )
     materializer = Materializer(instance)
     materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
     materializer.run("index_imagenet", raise_on_error=True)
