@@ -258,39 +258,44 @@ def normalize(
     column = pl.coalesce([pl.when(expr.is_not_null()).then(pl.lit(name)) for name, expr in rules])
     value = pl.coalesce([pl.when(expr.is_not_null()).then(_raw_value(name, id_column)) for name, expr in rules])
     judged = lf.with_columns(reason.alias("_reason"), column.alias("_column"), value.alias("_value"))
-
-    rejects = judged.filter(pl.col("_reason").is_not_null()).select(
-        pl.lit(infos_file).alias("infos_file"),
-        "infos_row",
-        pl.col("_column").alias("column"),
-        pl.col("_value").alias("value"),
-        pl.col("_reason").alias("reason"),
-        pl.lit("rejected").alias("kind"),
+    if modality == "text":
+        judged = judged.with_columns(pl.lit("text").alias("source"))
+    else:
+        specs = sources_for(modality)
+        judged = judged.with_columns(
+            lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source")
+        )
+    unrouted = pl.col("_reason").is_null() & pl.col("source").is_null()
+    # One pass for rejected and unrouted rows: two queries on one scan would be cached whole in memory.
+    rejects = (
+        judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null())
+        .select(
+            pl.lit(infos_file).alias("infos_file"),
+            "infos_row",
+            pl.when(unrouted).then(pl.lit("source_dataset")).otherwise(pl.col("_column")).alias("column"),
+            pl.when(unrouted).then(pl.col("source_dataset")).otherwise(pl.col("_value")).alias("value"),
+            pl.when(unrouted)
+            .then(pl.lit("routed to no source: no fetcher is implemented for this source dataset yet"))
+            .otherwise(pl.col("_reason"))
+            .alias("reason"),
+            pl.when(unrouted).then(pl.lit("unrouted")).otherwise(pl.lit("rejected")).alias("kind"),
+        )
+        .collect(engine="streaming")
+        .cast(REJECT_SCHEMA)
     )
-    valid = judged.filter(pl.col("_reason").is_null()).with_columns(
+    valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null()).with_columns(
         pl.lit(split).alias("split"), pl.lit(infos_file).alias("infos_file")
     )
     if modality == "text":
-        rows = valid.select(*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption")
-        return NormalizedInfos(rows, rejects.collect(engine="streaming"))
-
-    specs = sources_for(modality)
-    routed = valid.with_columns(pl.lit(modality).alias("modality")).with_columns(
-        lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
-        target_expr(audio_dir).alias("target"),
-    ).with_columns(
-        partition_key_expr(
-            lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64)
-        ).alias("partition_key")
+        return NormalizedInfos(valid.select(*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"), rejects)
+    rows = (
+        valid.with_columns(pl.lit(modality).alias("modality"))
+        .with_columns(target_expr(audio_dir).alias("target"))
+        .with_columns(
+            partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64)).alias(
+                "partition_key"
+            )
+        )
+        .select(ROW_COLUMNS)
     )
-    unrouted = routed.filter(pl.col("source").is_null()).select(
-        pl.lit(infos_file).alias("infos_file"),
-        "infos_row",
-        pl.lit("source_dataset").alias("column"),
-        pl.col("source_dataset").alias("value"),
-        pl.lit("routed to no source: no fetcher is implemented for this source dataset yet").alias("reason"),
-        pl.lit("unrouted").alias("kind"),
-    )
-    rows = routed.filter(pl.col("source").is_not_null()).select(ROW_COLUMNS)
-    all_rejects = pl.concat([rejects, unrouted]).collect(engine="streaming").cast(REJECT_SCHEMA).sort("infos_row")
-    return NormalizedInfos(rows, all_rejects)
+    return NormalizedInfos(rows, rejects)
