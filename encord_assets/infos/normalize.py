@@ -244,7 +244,11 @@ def normalize(
             pl.col("end_time").alias("end_time_raw"),
             pl.col("start_time").str.strip_chars().cast(pl.Float64, strict=False),
             pl.col("end_time").str.strip_chars().cast(pl.Float64, strict=False),
-            pl.col("youtube_id", "file_id").str.strip_chars().replace("", None),
+            # when/then, not replace(): polars cannot stream replace over a whole column
+            *[
+                pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
+                for c in ("youtube_id", "file_id")
+            ],
         )
 
     # Found in a pass over two columns only: a whole-frame window would hold the file in memory.
