@@ -264,7 +264,9 @@ def normalize(
     judged = lf.with_columns(reason.alias("_reason"), column.alias("_column"), value.alias("_value"))
     if modality == "text":
         judged = judged.with_columns(pl.lit("text").alias("source"))
+        dataset_name = pl.lit(None, dtype=pl.String)
     else:
+        dataset_name = pl.col("source_dataset")
         specs = sources_for(modality)
         judged = judged.with_columns(
             lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source")
@@ -277,7 +279,7 @@ def normalize(
             pl.lit(infos_file).alias("infos_file"),
             "infos_row",
             pl.when(unrouted).then(pl.lit("source_dataset")).otherwise(pl.col("_column")).alias("column"),
-            pl.when(unrouted).then(pl.col("source_dataset")).otherwise(pl.col("_value")).alias("value"),
+            pl.when(unrouted).then(dataset_name).otherwise(pl.col("_value")).alias("value"),
             pl.when(unrouted)
             .then(pl.lit("routed to no source: no fetcher is implemented for this source dataset yet"))
             .otherwise(pl.col("_reason"))
