@@ -3,10 +3,8 @@
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.infos.files import splits_for
-from encord_assets.layout.paths import bookkeeping_dir
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -45,11 +43,9 @@ class Materializer:
 
     def source_partitions(self, root: Path, source_name: str, modality: str) -> list[str]:
         """The non-empty partitions of a source, from its materialized infos tables."""
-        tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
-        if not tables:
-            return []
-        keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
-        return sorted(keys["partition_key"].to_list())
+        from encord_assets.operations.partition_status import partitions_with_rows
+
+        return partitions_with_rows(root, source_name, modality) or []
 
     def everything(self, root: Path) -> None:
         from encord_assets.sources.registry import SOURCES
@@ -60,3 +56,4 @@ class Materializer:
         for spec in SOURCES:
             for key in self.source_partitions(root, spec.name, spec.modality):
                 self.run(spec.name, key)
+        self.run("coverage_report")
