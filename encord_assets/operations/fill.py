@@ -24,7 +24,6 @@ def build_fill_job(spec: SourceSpec, asset: dg.AssetsDefinition):
     return dg.define_asset_job(
         f"fill_{spec.name}",
         selection=dg.AssetSelection.assets(asset.key),
-        partitions_def=asset.partitions_def,
         description=f"Materializes partitions of {spec.name} (with its checks); launch a backfill of missing/failed partitions from here.",
     )
 
