@@ -5,8 +5,6 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="encord-assets", description=__doc__)
@@ -18,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
 
-    status = commands.add_parser("status", help="coverage table from the manifests under ROOT")
+    status = commands.add_parser("status", help="coverage tables from the manifests under ROOT (as the coverage_report asset)")
     status.add_argument("--root", type=Path, default=Path("data"))
     status.add_argument("--problems-csv", type=Path, default=None, help="also write unavailable/failed rows here")
 
@@ -33,12 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
     if args.command == "status":
-        from encord_assets.products.coverage import coverage, problem_rows
+        from encord_assets.products.coverage_report import print_status
 
-        with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-            print(coverage(args.root))
-        if args.problems_csv:
-            problem_rows(args.root).write_csv(args.problems_csv)
+        print_status(args.root, args.problems_csv)
         return 0
     if args.command == "mirror":
         from encord_assets.demo import normalized_rows

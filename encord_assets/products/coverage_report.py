@@ -17,14 +17,34 @@ def reports_dir(root: Path) -> Path:
     return bookkeeping_dir(root) / "reports"
 
 
-def write_reports(root: Path) -> dict[str, pl.DataFrame]:
-    """Compute the report tables and write each as CSV under ROOT/_encord_assets/reports/."""
-    tables = {
+def report_tables(root: Path) -> dict[str, pl.DataFrame]:
+    return {
         "coverage": coverage(root),
         "unavailable_by_reason": unavailable_by_reason(root),
         "exhausted_partitions": read_exhausted(root).drop("manifest"),
         "problems": problem_rows(root),
     }
+
+
+def print_status(root: Path, problems_csv: Path | None = None) -> None:
+    """What `encord-assets status` prints: the tables of the coverage report asset."""
+    tables = report_tables(root)
+    with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(tables["coverage"])
+        for name in ("unavailable_by_reason", "exhausted_partitions"):
+            if tables[name].height:
+                print(f"\n{name.replace('_', ' ')}:\n{tables[name]}")
+    problems = tables["problems"]
+    print(f"\n{problems.height} row(s) unavailable or failed", end="")
+    if problems_csv:
+        problems.write_csv(problems_csv)
+        print(f"; listed with their reasons in {problems_csv}", end="")
+    print()
+
+
+def write_reports(root: Path) -> dict[str, pl.DataFrame]:
+    """Compute the report tables and write each as CSV under ROOT/_encord_assets/reports/."""
+    tables = report_tables(root)
     for name, table in tables.items():
         write_atomically(reports_dir(root) / f"{name}.csv", table.write_csv)
     return tables

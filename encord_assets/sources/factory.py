@@ -12,7 +12,6 @@ from encord_assets.layout.staging import fresh_staging_dir
 from encord_assets.sources.partitions import hashed_partitions
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
-
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
