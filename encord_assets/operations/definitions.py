@@ -28,4 +28,7 @@ def operations_definitions() -> dg.Definitions:
         sensors=sensors,
         schedules=schedules,
         resources={"operations": operations_resource()},
+        # A run is one partition and its checks: separate step processes would only add start-up
+        # time; runs, not steps, are what the queue and the pools run side by side.
+        executor=dg.in_process_executor,
     )

@@ -39,8 +39,8 @@ def test_source_checks_pass_on_a_fetched_partition_and_catch_a_damaged_or_missin
     assert match_manifest(root, manifest.row(0, named=True)) == "missing from the layout"
 
 
-def test_the_infos_check_fails_when_rows_are_rejected_or_unrouted(coco):
-    checks = run_with_checks(coco, "infos_image", "e-mm1_1m")
+def test_the_infos_check_fails_when_rows_are_rejected_or_unrouted(instance):
+    checks = run_with_checks(Materializer(instance), "infos_image", "e-mm1_1m")
     routed = checks["rows_accepted_and_routed"]
     assert not routed.passed
     assert routed.metadata["unrouted"].value > 0  # the sample holds sources no fetcher serves yet

@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 import dagster as dg
 
@@ -19,24 +20,39 @@ def evaluate(materializer, cursor=None) -> dg.SensorResult:
         return defs.get_repository_def().get_sensor_def(SENSOR)(context)
 
 
-def test_a_failed_partition_is_requested_and_its_retry_succeeds(coco, sample_mirror, root):
+def test_a_failed_partition_is_requested_once_and_its_retry_succeeds(coco, sample_mirror, root):
     key, other = coco.source_partitions(root, "image_coco", "image")[:2]
     coco.run("image_coco", other, raise_on_error=True)
     failing(sample_mirror)
     assert not coco.run("image_coco", key).success
 
     first = evaluate(coco)
-    assert [r.partition_key for r in first.run_requests] == [key]
+    assert [r.partition_key for r in first.run_requests] == [key]  # not the materialized one, nor any never run
     assert first.run_requests[0].tags["encord/retry_attempt"] == "1"
     assert json.loads(first.cursor)["attempts"][key]["attempts"] == 1
 
-    sample_mirror.set_faults(0)
-    retried = run_partition(coco, first.run_requests[0])
+    # The retry runs while the mirror stalls every request; meanwhile the sensor ticks again.
+    sample_mirror.set_faults(1.0, kinds=("stall",), path_prefix="/coco/", stall_seconds=2)
+    asset = coco.defs.get_assets_def("image_coco")
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("result", run_partition(coco, first.run_requests[0])))
+    runner.start()
+    try:
+        status = None
+        while runner.is_alive() and status != dg.AssetPartitionStatus.IN_PROGRESS:
+            time.sleep(0.05)
+            status = coco.instance.get_status_by_partition(asset.key, [key], asset.partitions_def)[key]
+        assert status == dg.AssetPartitionStatus.IN_PROGRESS
+        during = evaluate(coco, first.cursor)
+        assert not during.run_requests  # backoff is 0 here: only the run in progress holds it back
+    finally:
+        sample_mirror.set_faults(0)  # the fault is removed: the run's next in-step retry succeeds
+        runner.join()
+    retried = outcome["result"]
     assert retried.success
     assert all(check.passed for check in retried.get_asset_check_evaluations())
-    assert (root / "_encord_assets" / "manifests" / "image_coco").is_dir()
 
-    after = evaluate(coco, first.cursor)
+    after = evaluate(coco, during.cursor)
     assert not after.run_requests
     assert json.loads(after.cursor)["attempts"] == {}  # success forgets the attempts
 
@@ -75,31 +91,3 @@ def test_backoff_grows_exponentially_and_requests_are_capped_per_tick():
     assert due == ["a"]
     _, _, exhausted = plan_retries({"a": failed}, {"a": {"attempts": 5, "last_request": 0.0}}, settings, now=1e9)
     assert list(exhausted) == ["a"]
-
-
-def test_a_partition_with_a_run_in_progress_is_not_requested_again(coco, sample_mirror, root):
-    key = coco.source_partitions(root, "image_coco", "image")[0]
-    failing(sample_mirror)
-    assert not coco.run("image_coco", key).success
-    first = evaluate(coco)
-    assert [r.partition_key for r in first.run_requests] == [key]
-
-    # The retry runs while the mirror stalls every request; meanwhile the sensor ticks again.
-    sample_mirror.set_faults(1.0, kinds=("stall",), path_prefix="/coco/", stall_seconds=1)
-    outcome = {}
-    runner = threading.Thread(target=lambda: outcome.setdefault("result", run_partition(coco, first.run_requests[0])))
-    runner.start()
-    try:
-        statuses = {}
-        while runner.is_alive() and statuses.get(key) != dg.AssetPartitionStatus.IN_PROGRESS:
-            statuses = coco.instance.get_status_by_partition(
-                coco.defs.get_assets_def("image_coco").key, [key], coco.defs.get_assets_def("image_coco").partitions_def
-            )
-        assert statuses.get(key) == dg.AssetPartitionStatus.IN_PROGRESS
-        during = evaluate(coco, first.cursor)
-        assert not during.run_requests
-    finally:
-        sample_mirror.set_faults(0)
-        runner.join()
-    assert outcome["result"].success
-    assert not evaluate(coco, during.cursor).run_requests
