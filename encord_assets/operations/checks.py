@@ -88,7 +88,7 @@ def each_file(rows: pl.DataFrame, test) -> list[dict]:
     records = list(rows.iter_rows(named=True))
     with ThreadPoolExecutor(THREADS) as pool:
         found = pool.map(test, records)
-    return [{"target": row["target"], "problem": problem} for row, problem in zip(records, found) if problem]
+    return [{"target": row["target"], "problem": problem} for row, problem in zip(records, found, strict=True) if problem]
 
 
 def partitioned_check(**kwargs):

@@ -65,7 +65,7 @@ def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sampl
     cursor = None
     for attempt in (1, 2):  # ENCORD_RETRY_MAX_ATTEMPTS=2
         result = evaluate(coco, cursor)
-        assert [r.partition_key for r in result.run_requests] == [key]
+        assert [(r.partition_key, r.tags["encord/retry_attempt"]) for r in result.run_requests] == [(key, str(attempt))]
         assert not run_partition(coco, result.run_requests[0]).success
         cursor = result.cursor
 
