@@ -1,4 +1,4 @@
-"""The `encord-assets` command: demo, status, mirror."""
+"""The `encord-assets` command: demo, status, instance, mirror."""
 
 import argparse
 import sys
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--root", type=Path, default=Path("data"))
     status.add_argument("--problems-csv", type=Path, default=None, help="also write unavailable/failed rows here")
 
+    instance = commands.add_parser("instance", help="install the project's dagster.yaml and pool limits into DAGSTER_HOME")
+    instance.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME")
+
     mirror = commands.add_parser("mirror", help="build and serve the upstream mirror for an infos folder")
     mirror.add_argument("--infos", type=Path, default=None)
     mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
@@ -35,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print_status(args.root, args.problems_csv)
         return 0
+    if args.command == "instance":
+        from encord_assets.operations.instance import prepare_instance
+
+        return prepare_instance(args.dagster_home)
     if args.command == "mirror":
         from encord_assets.demo import normalized_rows
         from encord_assets.infos.files import SAMPLE_INFOS_DIR

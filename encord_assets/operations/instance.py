@@ -1,5 +1,6 @@
 """The project's Dagster instance settings: dagster.yaml (run queue, pools) and the pools' limits."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -34,3 +35,18 @@ def set_pool_limits(instance: dg.DagsterInstance) -> dict[str, int]:
             storage.set_concurrency_slots(pool, POOL_LIMITS.get(pool, instance.global_op_concurrency_default_limit or 1))
         limits[pool] = storage.get_concurrency_info(pool).slot_count
     return limits
+
+
+def prepare_instance(dagster_home: Path | None) -> int:
+    """`encord-assets instance`: dagster.yaml into DAGSTER_HOME if it has none, then the pools' limits."""
+    home = dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        print("set DAGSTER_HOME or pass --dagster-home")
+        return 2
+    home = Path(home).absolute()
+    print(f"{'wrote' if install_instance_yaml(home) else 'kept the existing'} {home / 'dagster.yaml'}")
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        for pool, limit in set_pool_limits(instance).items():
+            print(f"pool {pool}: {limit} concurrent run(s)")
+    return 0
