@@ -6,7 +6,8 @@ from encord_assets.materialize import Materializer
 from encord_assets.sources.coco import coco_member
 
 
-def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(sample_mirror, instance, root, tmp_path, capsys):
+def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(sample_mirror, instance, root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ENCORD_PROGRESS_SECONDS", "0")  # a progress line per file, from the fetcher's threads
     materializer = Materializer(instance)
     for split in ("e-mm1_100m", "e-mm1_1m"):
         materializer.run("infos_image", split, raise_on_error=True)
@@ -16,7 +17,10 @@ def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(sample_m
     )
     gone = rows.row(0, named=True)
     sample_mirror.answer({f"/coco/{coco_member(gone['file_id'], 'train2017')}": 404})
-    assert materializer.run("image_coco", key).success  # a permanently unavailable row does not fail the partition
+    fetched = materializer.run("image_coco", key)
+    assert fetched.success  # a permanently unavailable row does not fail the partition
+    progress = [e.user_message for e in instance.all_logs(fetched.run_id) if e.user_message.startswith("progress:")]
+    assert progress[-1].startswith(f"progress: {rows['target'].n_unique()}/{rows['target'].n_unique()} files (100.0%)")
 
     report = materializer.run("coverage_report", raise_on_error=True)
     metadata = report.asset_materializations_for_node("coverage_report")[0].metadata
