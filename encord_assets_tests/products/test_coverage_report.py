@@ -6,7 +6,9 @@ from encord_assets.materialize import Materializer
 from encord_assets.sources.coco import coco_member
 
 
-def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(sample_mirror, instance, root, tmp_path, capsys, monkeypatch):
+def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(
+    sample_mirror, instance, root, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("ENCORD_PROGRESS_SECONDS", "0")  # a progress line per file, from the fetcher's threads
     materializer = Materializer(instance)
     for split in ("e-mm1_100m", "e-mm1_1m"):
