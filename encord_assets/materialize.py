@@ -3,10 +3,22 @@
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from encord_assets.infos.files import splits_for
+from encord_assets.layout.paths import bookkeeping_dir
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def partitions_with_rows(root: Path, source_name: str, modality: str) -> list[str | None] | None:
+    """The partition keys holding rows of a source, from its materialized infos tables (None when
+    there is no table yet; a None key stands for rows whose partition is found at run time)."""
+    tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
+    if not tables:
+        return None
+    keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
+    return sorted(keys["partition_key"].to_list(), key=lambda key: (key is None, key or ""))
 
 
 class Materializer:
@@ -43,8 +55,6 @@ class Materializer:
 
     def source_partitions(self, root: Path, source_name: str, modality: str) -> list[str]:
         """The non-empty partitions of a source, from its materialized infos tables."""
-        from encord_assets.operations.partition_status import partitions_with_rows
-
         return partitions_with_rows(root, source_name, modality) or []
 
     def everything(self, root: Path) -> None:
