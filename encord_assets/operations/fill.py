@@ -10,7 +10,8 @@ import os
 
 import dagster as dg
 
-from encord_assets.operations.partition_status import partition_statuses, partitions_with_rows
+from encord_assets.materialize import partitions_with_rows
+from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
 from encord_assets.operations.settings import Operations, switch
 from encord_assets.settings import DataRoot
@@ -41,9 +42,11 @@ def build_fill_schedule(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg
         if with_rows is None:
             return dg.SkipReason(f"no infos_{spec.modality} table under {data_root.root_path}: materialize infos_{spec.modality} first")
         statuses = partition_statuses(context.instance, asset)
-        wanted = [key for key in with_rows if key in statuses and statuses[key] in WANTED]
+        # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
+        candidates = list(statuses) if None in with_rows else with_rows
+        wanted = [key for key in candidates if key in statuses and statuses[key] in WANTED]
         if not wanted:
-            return dg.SkipReason(f"every partition of {spec.name} with rows is materialized or running")
+            return dg.SkipReason(f"no partition of {spec.name} with rows is missing or failed (or they are running)")
         chosen = wanted[: operations.max_requests_per_tick]
         tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
         context.log.info(f"{len(wanted)} partition(s) of {spec.name} missing or failed; requesting {len(chosen)}")

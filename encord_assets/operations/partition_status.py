@@ -1,11 +1,7 @@
-"""Which partitions of a source asset exist, have rows, failed or are missing, from the instance and ROOT."""
-
-from pathlib import Path
+"""The source assets the factory built, and the status of each of their partitions."""
 
 import dagster as dg
-import polars as pl
 
-from encord_assets.layout.paths import bookkeeping_dir
 from encord_assets.sources.factory import SOURCE_ASSETS
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
@@ -14,15 +10,6 @@ def source_assets() -> list[tuple[SourceSpec, dg.AssetsDefinition]]:
     """Each registry entry with the asset the factory built for it (its partitions come from the asset)."""
     by_name = {asset.key.to_user_string(): asset for asset in SOURCE_ASSETS}
     return [(spec, by_name[spec.name]) for spec in SOURCES]
-
-
-def partitions_with_rows(root: Path, source_name: str, modality: str) -> list[str] | None:
-    """The partition keys that hold rows of a source, from its materialized infos tables (None: no table yet)."""
-    tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
-    if not tables:
-        return None
-    keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
-    return sorted(keys["partition_key"].to_list())
 
 
 def partition_statuses(instance: dg.DagsterInstance, asset: dg.AssetsDefinition) -> dict[str, dg.AssetPartitionStatus | None]:
