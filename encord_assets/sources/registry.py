@@ -38,6 +38,7 @@ class SourceSpec:
 
 SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("image", "COCO", fetcher="coco", shards=16, pool="http"),
+    SourceSpec("image", "Google Conceptual Captions", fetcher="url_images", shards=64, pool="url_images"),
 )
 
 

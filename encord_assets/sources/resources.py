@@ -2,6 +2,7 @@
 
 from encord_assets.settings import setting
 from encord_assets.sources.coco import CocoImages
+from encord_assets.sources.url_images import UrlImages
 
 
 def fetcher_resources() -> dict:
@@ -9,5 +10,13 @@ def fetcher_resources() -> dict:
         "coco": CocoImages(
             base_url=setting("COCO_BASE_URL", "http://images.cocodataset.org"),
             method=setting("COCO_METHOD", "auto"),
+        ),
+        "url_images": UrlImages(
+            processes=setting("URL_IMAGES_PROCESSES", 2),
+            threads=setting("URL_IMAGES_THREADS", 32),
+            timeout_seconds=setting("URL_IMAGES_TIMEOUT", 10),
+            retries=setting("URL_IMAGES_RETRIES", 1),
+            user_agent=setting("URL_IMAGES_USER_AGENT", "encord-assets"),
+            url_rewrite=setting("URL_IMAGES_REWRITE", ""),
         ),
     }
