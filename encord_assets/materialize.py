@@ -57,6 +57,8 @@ class Materializer:
         self.infos()
         for split in splits_for("text"):
             self.run("captions", split)
+        for index in sorted({spec.index for spec in SOURCES if spec.index}):
+            self.run(index)
         for spec in SOURCES:
             for key in self.source_partitions(root, spec.name, spec.modality):
                 self.run(spec.name, key)

@@ -1,6 +1,7 @@
-"""Builds one partitioned asset per registry entry."""
+"""Builds one partitioned asset per registry entry, and the index assets the entries name."""
 
 import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -17,10 +18,14 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    ins = {"infos": dg.AssetIn(f"infos_{spec.modality}")}
+    if spec.index:
+        ins["index"] = dg.AssetIn(spec.index)
+
     @dg.asset(
         name=spec.name,
         partitions_def=hashed_partitions(spec.shards, spec.splits),
-        ins={"infos": dg.AssetIn(f"infos_{spec.modality}")},
+        ins=ins,
         io_manager_key="dataset_io_manager",
         required_resource_keys={"data_root", spec.fetcher},
         group_name=spec.modality,
@@ -29,7 +34,7 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         description=f"{spec.dataset} {spec.modality} files of one partition, placed in the E-MM1 layout.",
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher, "shards": spec.shards},
     )
-    def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame) -> PartitionFetch:
+    def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
         data_root = context.resources.data_root
         key = context.partition_key
         rows = partition_rows(infos, spec, key)
@@ -39,10 +44,44 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         started = time.monotonic()
         context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
         if plan.todo.height:
-            getattr(context.resources, spec.fetcher).fetch(context, plan.todo, log)
+            # `index` (when the spec names one) is only read when something is to be fetched
+            getattr(context.resources, spec.fetcher).fetch(context, plan.todo, log, **index)
         return PartitionFetch(spec.name, key, rows, plan.prior, log, time.monotonic() - started)
 
     return source_asset
 
 
-SOURCE_ASSETS = [build_source_asset(spec) for spec in SOURCES]
+def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    """An upstream index (which file/row group/member holds each id), rebuilt only when the
+    upstream revision it was built from changes; the fetcher provides `index_revision()` and
+    `build_index(context, revision) -> DataFrame`."""
+
+    @dg.asset(
+        name=spec.index,
+        io_manager_key="table_io_manager",
+        required_resource_keys={spec.fetcher},
+        group_name=spec.modality,
+        kinds={"parquet"},
+        description=f"Where each {spec.dataset} file id lives upstream, at one upstream revision.",
+        metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher},
+    )
+    def index_asset(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        fetcher = getattr(context.resources, spec.fetcher)
+        revision = fetcher.index_revision()
+        previous = context.instance.get_latest_materialization_event(context.asset_key)
+        metadata = previous.asset_materialization.metadata if previous and previous.asset_materialization else {}
+        path = metadata.get("path")
+        if metadata.get("revision") and metadata["revision"].value == revision and path and Path(path.value).is_file():
+            context.log.info(f"upstream revision {revision} unchanged: reusing {path.value}")
+            table = pl.read_parquet(path.value)
+        else:
+            table = fetcher.build_index(context, revision)
+        context.add_output_metadata({"revision": revision, "entries": table.height})
+        return table
+
+    return index_asset
+
+
+SOURCE_ASSETS = [build_source_asset(spec) for spec in SOURCES] + [
+    build_index_asset(spec) for spec in {spec.index: spec for spec in SOURCES if spec.index}.values()
+]

@@ -22,6 +22,8 @@ class SourceSpec:
     # column that locates a row upstream; rows without it have no upstream here
     locator: str = "file_id"
     eshot: bool = False
+    # an index asset (built by the fetcher's `build_index`) this source's asset takes as input `index`
+    index: str | None = None
 
     @property
     def name(self) -> str:

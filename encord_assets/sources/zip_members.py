@@ -7,6 +7,7 @@ CRC, so a corrupt upstream never reaches the layout.
 
 import shutil
 import zipfile
+from typing import Callable
 
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.archive_names import member_name_problem
@@ -36,8 +37,10 @@ def copy_members(
     log: FetchLog,
     retry: RetryPolicy,
     archive: str,
+    before_member: Callable[[zipfile.ZipInfo], None] | None = None,
 ) -> None:
-    """Stage each wanted member (name -> targets); names not in `members` are unavailable."""
+    """Stage each wanted member (name -> targets); names not in `members` are unavailable.
+    `before_member(info)` runs before each member is read (to size the next ranged read)."""
     found = sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
     for name in wanted.keys() - members.keys():
         for target in wanted[name]:
@@ -47,6 +50,8 @@ def copy_members(
         path = log.staging_path()
 
         def copy_one() -> None:
+            if before_member:
+                before_member(info)
             with zf.open(info) as member, open(path, "wb") as out:
                 shutil.copyfileobj(member, out, 1 << 20)
 
