@@ -17,7 +17,7 @@ from encord_assets.infos.datasets import (
     canonical_expr,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
-from encord_assets.sources.partitions import partition_key_expr
+from encord_assets.sources.partitions import source_partition_key_expr
 from encord_assets.sources.registry import sources_for
 
 ID_COLUMNS = {
@@ -271,9 +271,7 @@ def normalize(
         .alias("source"),
         target_expr(audio_dir).alias("target"),
     ).with_columns(
-        partition_key_expr(
-            pl.col("source").replace_strict({s.name: s.shards for s in specs}, default=1, return_dtype=pl.Int64)
-        ).alias("partition_key")
+        source_partition_key_expr(specs).alias("partition_key")
     )
     unrouted = routed.filter(pl.col("source").is_null()).select(
         pl.lit(infos_file).alias("infos_file"),

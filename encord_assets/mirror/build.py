@@ -4,12 +4,12 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.mirror import coco, url_images
+from encord_assets.mirror import coco, openshape, url_images
 from encord_assets.mirror.server import Mirror
 from encord_assets.sources.registry import SOURCES
 
 # fetcher resource key -> the mirror module that emulates its upstream (build, env, routes)
-UPSTREAMS = {"coco": coco, "url_images": url_images}
+UPSTREAMS = {"coco": coco, "url_images": url_images, "openshape": openshape}
 
 
 def build_content(rows: pl.DataFrame, content_dir: Path) -> None:

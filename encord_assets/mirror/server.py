@@ -13,6 +13,7 @@ import random
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -262,6 +263,13 @@ class MirrorHandler(BaseHTTPRequestHandler):
         self.send(Reply(200, body, {"Content-Type": "application/json"}), head=False)
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # clients that stop reading early (a tar stream closed once its members are found) reset the connection
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Mirror:
     """Two listeners on 127.0.0.1 sharing one state: `url` (the upstream hosts) and
     `cdn_url` (a second origin, for redirects such as Hugging Face's LFS files)."""
@@ -269,7 +277,7 @@ class Mirror:
     def __init__(self, content_dir: Path, port: int = 0, cdn_port: int = 0):
         self.state = MirrorState(content_dir)
         handler = type("BoundMirrorHandler", (MirrorHandler,), {"state": self.state})
-        self._servers = [ThreadingHTTPServer(("127.0.0.1", p), handler) for p in (port, cdn_port)]
+        self._servers = [QuietServer(("127.0.0.1", p), handler) for p in (port, cdn_port)]
         for server in self._servers:
             server.daemon_threads = True
         self._threads: list[threading.Thread] = []

@@ -9,7 +9,7 @@ import polars as pl
 from encord_assets.layout.outcomes import FetchLog, PartitionFetch
 from encord_assets.layout.plan import plan_partition
 from encord_assets.layout.staging import fresh_staging_dir
-from encord_assets.sources.partitions import hashed_partitions
+from encord_assets.sources.partitions import source_partitions
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
 
@@ -18,13 +18,15 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
-    ins = {"infos": dg.AssetIn(f"infos_{spec.modality}")}
+    # a source with its own partitions (archives) reads the rows of every split
+    mapping = dg.AllPartitionMapping() if spec.partitions is not None else None
+    ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=mapping)}
     if spec.index:
         ins["index"] = dg.AssetIn(spec.index)
 
     @dg.asset(
         name=spec.name,
-        partitions_def=hashed_partitions(spec.shards, spec.splits),
+        partitions_def=source_partitions(spec),
         ins=ins,
         io_manager_key="dataset_io_manager",
         required_resource_keys={"data_root", spec.fetcher},
@@ -37,7 +39,12 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
         data_root = context.resources.data_root
         key = context.partition_key
-        rows = partition_rows(infos, spec, key)
+        fetcher = getattr(context.resources, spec.fetcher)
+        if spec.locates_rows:
+            # rows located in this partition so far, and rows not located anywhere yet
+            rows = fetcher.rows_to_fetch(context, infos.filter(pl.col("source") == spec.name).collect())
+        else:
+            rows = partition_rows(infos, spec, key)
         plan = plan_partition(data_root.root_path, spec.name, key, rows, data_root.retry_unavailable)
         staging = fresh_staging_dir(data_root.root_path, spec.name, key, context.run_id, context.instance)
         log = FetchLog(staging)
@@ -45,7 +52,10 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
         if plan.todo.height:
             # `index` (when the spec names one) is only read when something is to be fetched
-            getattr(context.resources, spec.fetcher).fetch(context, plan.todo, log, **index)
+            fetcher.fetch(context, plan.todo, log, **index)
+        if spec.locates_rows:
+            # the manifest holds the rows this partition now knows to be its own
+            rows = fetcher.rows_located(context, rows, log)
         return PartitionFetch(spec.name, key, rows, plan.prior, log, time.monotonic() - started)
 
     return source_asset

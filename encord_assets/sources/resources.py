@@ -2,6 +2,9 @@
 
 from encord_assets.settings import setting
 from encord_assets.sources.coco import CocoImages
+from encord_assets.sources.hf import DEFAULT_ENDPOINT
+from encord_assets.sources.openshape import REPO_ID as OPENSHAPE_REPO_ID
+from encord_assets.sources.openshape import OpenShapePoints
 from encord_assets.sources.url_images import UrlImages
 
 
@@ -18,5 +21,11 @@ def fetcher_resources() -> dict:
             retries=setting("URL_IMAGES_RETRIES", 1),
             user_agent=setting("URL_IMAGES_USER_AGENT", "encord-assets"),
             url_rewrite=setting("URL_IMAGES_REWRITE", ""),
+        ),
+        "openshape": OpenShapePoints(
+            repo_id=setting("OPENSHAPE_REPO", OPENSHAPE_REPO_ID),
+            revision=setting("OPENSHAPE_REVISION", "main"),
+            endpoint=setting("HF_ENDPOINT", DEFAULT_ENDPOINT),
+            token=setting("HF_TOKEN", None),
         ),
     }
