@@ -66,6 +66,7 @@ class Materializer:
         for key in spec.partitions.keys:
             if rows.height and (index.needs_run(key, rows) or manifest_path(root, spec.name, key).exists()):
                 self.run(spec.name, key)
+                index.refresh()
 
     def everything(self, root: Path) -> None:
         from encord_assets.sources.registry import SOURCES

@@ -21,34 +21,52 @@ NOT_FOUND = "not_in_any_archive"
 
 
 class ArchiveIndex:
+    """A snapshot of the index of one asset's archives (refreshed by its own writes)."""
+
     def __init__(self, root: Path, asset_name: str, keys: tuple[str, ...]):
         self.root = Path(root)
         self.dir = bookkeeping_dir(root) / "archive_index" / asset_name
         self.keys = keys
+        self.refresh()
 
     def _path(self, name: str) -> Path:
         return self.dir / f"{name}.parquet"
 
+    def refresh(self) -> None:
+        files = sorted(self.dir.glob("*.parquet")) if self.dir.is_dir() else []
+        id_files = [f for f in files if f.stem != NOT_FOUND]
+        self._complete = {f.stem for f in id_files if not f.stem.endswith(".partial")}
+        located = pl.DataFrame(schema={"file_id": pl.String, "archive": pl.String})
+        if id_files:
+            # one scan of every archive's ids; an id seen in two archives belongs to the first
+            located = (
+                pl.scan_parquet(id_files, include_file_paths="path")
+                .select(
+                    "file_id",
+                    pl.col("path").str.extract(r"([^/]+?)(?:\.partial)?\.parquet$").alias("archive"),
+                )
+                .sort("archive", maintain_order=True)
+                .unique("file_id", keep="first", maintain_order=True)
+                .collect()
+            )
+        self._located = located
+        path = self._path(NOT_FOUND)
+        self._not_found = (
+            pl.read_parquet(path) if path.exists() else pl.DataFrame(schema={"target": pl.String, "archive": pl.String})
+        )
+
     def complete(self, key: str) -> bool:
-        return self._path(key).exists()
+        return key in self._complete
 
     def all_complete(self) -> bool:
-        return all(self.complete(key) for key in self.keys)
+        return self._complete.issuperset(self.keys)
 
     def located(self) -> pl.DataFrame:
-        """(file_id, archive) for every id seen in an archive; the first archive in key order wins."""
-        frames = []
-        for key in self.keys:
-            for name in (key, f"{key}.partial"):
-                if self._path(name).exists():
-                    frames.append(pl.read_parquet(self._path(name)).with_columns(pl.lit(key).alias("archive")))
-        if not frames:
-            return pl.DataFrame(schema={"file_id": pl.String, "archive": pl.String})
-        return pl.concat(frames).unique("file_id", keep="first", maintain_order=True)
+        """(file_id, archive) for every id seen in an archive."""
+        return self._located
 
     def not_found(self) -> pl.DataFrame:
-        path = self._path(NOT_FOUND)
-        return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema={"target": pl.String, "archive": pl.String})
+        return self._not_found
 
     def record(self, key: str, file_ids: list[str], complete: bool) -> None:
         """Record the ids a pass over `key` read (all of them when `complete`)."""
@@ -60,10 +78,12 @@ class ArchiveIndex:
         elif ids.height:
             before = pl.read_parquet(partial) if partial.exists() else ids.clear()
             write_atomically(partial, pl.concat([before, ids]).unique(maintain_order=True).write_parquet)
+        self.refresh()
 
     def record_not_found(self, key: str, targets: list[str]) -> None:
         rows = pl.DataFrame({"target": targets, "archive": [key] * len(targets)}, schema={"target": pl.String, "archive": pl.String})
         write_atomically(self._path(NOT_FOUND), pl.concat([self.not_found(), rows]).unique("target").write_parquet)
+        self.refresh()
 
     def _ours(self, key: str) -> pl.Expr:
         located = self.located()

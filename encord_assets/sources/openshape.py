@@ -90,9 +90,9 @@ class OpenShapePoints(HfDatasetSource):
         if not wanted:
             return
         context.log.info(f"reading {self.repo_id}/{path} for {len(wanted)} shape(s)")
-        commit = self.index_revision()
         try:
-            result = self.retry.call(lambda: self._read_archive(commit, path, wanted, log))
+            commit = self.index_revision()
+            result = self.retry.call(lambda: self.read_archive(commit, path, wanted, log))
         except Exception as error:  # noqa: BLE001 - every row gets an outcome
             if index is None or classify(error).transient:
                 for targets in wanted.values():
@@ -119,7 +119,7 @@ class OpenShapePoints(HfDatasetSource):
         if rows.height:
             index.record_not_found(key, rows["target"].to_list())
 
-    def _read_archive(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLog) -> TarPass:
+    def read_archive(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLog) -> TarPass:
         """One streamed pass over the archive; `wanted` loses the keys it finds (so a retry
         looks only for the rest)."""
         url = hf_hub_url(self.repo_id, path, repo_type="dataset", revision=commit, endpoint=self.endpoint.rstrip("/"))
