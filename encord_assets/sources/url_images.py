@@ -131,7 +131,8 @@ class UrlImages(dg.ConfigurableResource):
         unique.write_parquet(url_list)
         output = work / "out"
         per_shard = max(1, math.ceil(unique.height / max(1, self.processes)))
-        context.log.info(f"img2dataset: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
+        where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
+        context.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
         run_img2dataset(
             url_list=str(url_list),
             input_format="parquet",

@@ -67,6 +67,7 @@ def test_gcc_partition_through_the_dagster_cli(sample_mirror, materializer, root
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "img2dataset in the step's process" in done.stderr + done.stdout
 
     infos = pl.read_parquet(root / "_encord_assets/tables/infos_image/*.parquet").filter(
         pl.col("source") == GCC, pl.col("partition_key") == cli_key
