@@ -47,4 +47,6 @@ def routes(mirror: Mirror) -> None:
 
 
 def env(mirror: Mirror) -> dict[str, str]:
-    return {"URL_IMAGES_REWRITE": rewrite_setting(mirror)}
+    # a mirror's partitions hold a handful of URLs: one img2dataset worker process (each one
+    # imports img2dataset, seconds of CPU) is plenty
+    return {"URL_IMAGES_REWRITE": rewrite_setting(mirror), "URL_IMAGES_PROCESSES": "1"}
