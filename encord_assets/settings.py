@@ -11,7 +11,10 @@ from encord_assets.layout.paths import DEFAULT_AUDIO_DIR, KNOWN_SAVE_FOLDERS
 
 def setting(name: str, default):
     """An EnvVar when the variable is set (so Dagster shows where the value came from), else the default."""
-    return dg.EnvVar(name) if name in os.environ else default
+    if name not in os.environ:
+        return default
+    # an int field needs EnvVar.int (a plain EnvVar is a string to the config system)
+    return dg.EnvVar.int(name) if isinstance(default, int) and not isinstance(default, bool) else dg.EnvVar(name)
 
 
 class DataRoot(dg.ConfigurableResource):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pytest
 
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.layout.paths import manifest_path
