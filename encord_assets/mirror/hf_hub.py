@@ -91,7 +91,10 @@ class Repo:
             entry = {"type": "file", "oid": blob, "size": size, "path": path}
             if is_lfs(path, size):
                 pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
-                entry |= {"oid": hashlib.sha1(f"blob {len(pointer)}\0{pointer}".encode()).hexdigest(), "lfs": {"oid": sha256, "size": size, "pointerSize": len(pointer)}}
+                entry |= {
+                    "oid": hashlib.sha1(f"blob {len(pointer)}\0{pointer}".encode()).hexdigest(),
+                    "lfs": {"oid": sha256, "size": size, "pointerSize": len(pointer)},
+                }
         if expand:
             entry["lastCommit"] = {"id": self.sha, "title": "mirror build", "date": FIXED_DATE}
         return entry
@@ -106,7 +109,11 @@ class Repo:
 
 
 def _error(status: int, code: str, message: str) -> Reply:
-    return Reply(status, json.dumps({"error": message}).encode(), {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"})
+    return Reply(
+        status,
+        json.dumps({"error": message}).encode(),
+        {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"},
+    )
 
 
 def _json(payload, headers: dict[str, str] | None = None) -> Reply:

@@ -5,6 +5,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 FIXED_DATE = (2017, 1, 1, 0, 0, 0)
@@ -17,11 +18,10 @@ def seed_of(key: str) -> int:
 def jpeg_bytes(key: str, width: int = 96, height: int = 64) -> bytes:
     """A real JPEG whose pixels (and so bytes) depend only on `key`."""
     seed = seed_of(key)
-    image = Image.new("RGB", (width, height))
     base = [(seed >> shift) & 0xFF for shift in (0, 8, 16)]
-    image.putdata(
-        [((base[0] + x * 3) % 256, (base[1] + y * 5) % 256, (base[2] + (x * y) % 97) % 256) for y in range(height) for x in range(width)]
-    )
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([(base[0] + x * 3) % 256, (base[1] + y * 5) % 256, (base[2] + (x * y) % 97) % 256], axis=-1)
+    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
     return out.getvalue()

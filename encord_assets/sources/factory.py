@@ -64,7 +64,7 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     """An upstream index (which file/row group/member holds each id), rebuilt only when the
     upstream revision it was built from changes; the fetcher provides `index_revision()` and
-    `build_index(context, revision) -> DataFrame`."""
+    `build_index(context, revision) -> (DataFrame, metadata)`."""
 
     @dg.asset(
         name=spec.index,
@@ -83,10 +83,10 @@ def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         path = metadata.get("path")
         if metadata.get("revision") and metadata["revision"].value == revision and path and Path(path.value).is_file():
             context.log.info(f"upstream revision {revision} unchanged: reusing {path.value}")
-            table = pl.read_parquet(path.value)
+            table, built = pl.read_parquet(path.value), {"reused": True}
         else:
-            table = fetcher.build_index(context, revision)
-        context.add_output_metadata({"revision": revision, "entries": table.height})
+            table, built = fetcher.build_index(context, revision)
+        context.add_output_metadata({"revision": revision, "entries": table.height, **built})
         return table
 
     return index_asset

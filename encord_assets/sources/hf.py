@@ -4,15 +4,15 @@
 an `HfFileSystem` for its own endpoint and token (passed explicitly, never read from the
 environment at import, and never logged), resolves its pinned revision to a commit, lists
 files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
-for parquet, a read-ahead sized per zip member) while counting every byte received into
-the partition's FetchLog. `copy_zip_members` stages chosen members of one remote zip.
+for parquet, a read-ahead sized to each zip member, or to a run of adjacent members)
+while counting every byte received into the partition's FetchLog. `copy_zip_members`
+stages chosen members of one remote zip.
 """
 
 import fnmatch
 import re
 import zipfile
 from pathlib import PurePosixPath
-from typing import Callable
 
 import dagster as dg
 import polars as pl
@@ -20,13 +20,13 @@ from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from encord_assets.layout.outcomes import FetchLog
-from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error
+from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
 from encord_assets.sources.zip_members import copy_members, index_members
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 # zipfile reads a member's 30-byte local header, its name and extra field, then the data:
-# one read-ahead of this much more than name + data covers the whole member in one request.
+# a read-ahead of this much more than name + data covers the whole member in one request.
 LOCAL_HEADER_SLACK = 30 + 128
 
 
@@ -38,6 +38,14 @@ def hf_url(repo_id: str, revision: str, path: str = "") -> str:
 def stem_of(member: str) -> str:
     """`a/b/<stem>.jpg` -> `<stem>`: upstream files are named by the id E-MM1 calls file_id."""
     return PurePosixPath(member).name.split(".", 1)[0]
+
+
+def targets_by(rows: pl.DataFrame, column: str = "file_id") -> dict[str, list[str]]:
+    """`column` value -> the targets (one or more save folders) that want it."""
+    wanted: dict[str, list[str]] = {}
+    for key, target in rows.select(column, "target").iter_rows():
+        wanted.setdefault(key, []).append(target)
+    return wanted
 
 
 def count_reads(file, log: FetchLog | None):
@@ -55,10 +63,33 @@ def count_reads(file, log: FetchLog | None):
     return file
 
 
-def fit_read_ahead(file, info: zipfile.ZipInfo) -> None:
-    """Size the read-ahead of `file` to `info`'s member, so reading it is one request
-    (fsspec's readahead cache reads `blocksize` past each miss)."""
-    file.cache.blocksize = info.compress_size + len(info.filename.encode()) + LOCAL_HEADER_SLACK
+def open_zip(file) -> zipfile.ZipFile:
+    """zipfile.ZipFile(file), keeping an HTTP error (a 404, say) rather than the BadZipFile that
+    zipfile reports for any OSError met while reading the end of the archive."""
+    try:
+        return zipfile.ZipFile(file)
+    except zipfile.BadZipFile as error:
+        if status_of(error.__context__ or error) is not None:
+            raise error.__context__ from None
+        raise
+
+
+def member_end(info: zipfile.ZipInfo) -> int:
+    return info.header_offset + LOCAL_HEADER_SLACK + len(info.filename.encode()) + info.compress_size
+
+
+def read_ahead_plan(infos: list[zipfile.ZipInfo], max_gap: int, max_span: int) -> dict[str, int]:
+    """Member name -> read-ahead (bytes from its local header) that covers it in one request,
+    together with the members right after it when they are (nearly) adjacent: a dense subset
+    then takes one request per run of members instead of one per member."""
+    plan: dict[str, int] = {}
+    run_end = next_start = None  # the run that starts with the member after this one
+    for info in sorted(infos, key=lambda i: i.header_offset, reverse=True):
+        end = member_end(info)
+        joins = run_end is not None and next_start - end <= max_gap and run_end - info.header_offset <= max_span
+        run_end, next_start = (run_end if joins else end), info.header_offset
+        plan[info.filename] = run_end - info.header_offset
+    return plan
 
 
 class HfDatasetSource(dg.ConfigurableResource):
@@ -73,6 +104,9 @@ class HfDatasetSource(dg.ConfigurableResource):
     attempts: int = 4
     backoff_seconds: float = 0.5
     threads: int = 4
+    # zip members closer than this are read together (one request per run of members)
+    coalesce_gap_bytes: int = 1 << 10
+    max_request_bytes: int = 64 << 20
 
     @property
     def retry(self) -> RetryPolicy:
@@ -111,7 +145,9 @@ class HfDatasetSource(dg.ConfigurableResource):
         """The commit an index was built at; refuse one built at another pinned commit."""
         commits = index["revision"].unique().to_list() if index.height else [self.index_revision()]
         if COMMIT_SHA.match(self.revision) and commits != [self.revision]:
-            raise dg.Failure(f"the index was built at {commits}, the revision setting is {self.revision}: materialize the index asset again")
+            raise dg.Failure(
+                f"the index was built at {commits}, the revision setting is {self.revision}: materialize the index asset again"
+            )
         return commits[0]
 
     def copy_zip_members(
@@ -123,14 +159,21 @@ class HfDatasetSource(dg.ConfigurableResource):
         wanted: dict[str, list[str]],
         log: FetchLog,
         max_member_bytes: int,
-        member_of: Callable[[str], str] = stem_of,
     ) -> None:
-        """Stage the members of zip `path` whose `member_of(name)` is a key of `wanted`
+        """Stage the members of zip `path` whose stem is a key of `wanted`
         (key -> targets): the central directory, then each member in one ranged read, in
         archive order. Every target gets an outcome."""
+
+        def open_archive():
+            file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
+            try:
+                return file, open_zip(file)
+            except BaseException:
+                file.close()
+                raise
+
         try:
-            file = self.retry.call(lambda: self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12))
-            zf = self.retry.call(lambda: zipfile.ZipFile(file))
+            file, zf = self.retry.call(open_archive)
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             for targets in wanted.values():
                 for target in targets:
@@ -138,6 +181,12 @@ class HfDatasetSource(dg.ConfigurableResource):
             return
         with file, zf:
             members = index_members(zf, file.size, log, max_member_bytes)
-            names = {member_of(name): name for name in members}
+            names = {stem_of(name): name for name in members}
             by_name = {names.get(key, key): targets for key, targets in wanted.items()}
-            copy_members(zf, members, by_name, log, self.retry, f"{self.repo_id}/{path}", before_member=lambda info: fit_read_ahead(file, info))
+            plan = read_ahead_plan([members[n] for n in by_name if n in members], self.coalesce_gap_bytes, self.max_request_bytes)
+
+            def fit_read_ahead(info: zipfile.ZipInfo) -> None:
+                # fsspec's readahead cache fetches `blocksize` past each miss
+                file.cache.blocksize = plan[info.filename]
+
+            copy_members(zf, members, by_name, log, self.retry, f"{self.repo_id}/{path}", before_member=fit_read_ahead)

@@ -56,6 +56,14 @@ class SourceSpec:
 
 SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("image", "COCO", fetcher="coco", shards=16, pool="http"),
+    # Hashed shards spread rows over every 100-image row group, so each extra ImageNet shard
+    # would re-read nearly all of them: one partition per split reads each row group once
+    # (~146 GB for all of ImageNet train, within an hour at 50 MB/s).
+    SourceSpec("image", "ImageNet", fetcher="imagenet", shards=1, pool="huggingface", index="index_imagenet"),
+    # 31,783 images, 4.4 GB: each partition reads the ~2.5 MB central directory, then its members.
+    SourceSpec("image", "Flickr30k", fetcher="flickr30k", shards=4, pool="huggingface"),
+    # ~1M clips, several TB: partitions of a few thousand clips (~10 GB) each.
+    SourceSpec("video", "VidGen-1M", fetcher="vidgen", shards=256, pool="huggingface", index="index_vidgen"),
     SourceSpec("image", "Google Conceptual Captions", fetcher="url_images", shards=64, pool="url_images"),
     *(
         SourceSpec("points", name, fetcher="openshape", shards=1, pool="huggingface", partitions=OwnPartitions((name,), name))

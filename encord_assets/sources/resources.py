@@ -2,10 +2,13 @@
 
 from encord_assets.settings import setting
 from encord_assets.sources.coco import CocoImages
+from encord_assets.sources.flickr30k import Flickr30kZip
 from encord_assets.sources.hf import DEFAULT_ENDPOINT
+from encord_assets.sources.imagenet import ImageNetParquet
 from encord_assets.sources.openshape import REPO_ID as OPENSHAPE_REPO_ID
 from encord_assets.sources.openshape import OpenShapePoints
 from encord_assets.sources.url_images import UrlImages
+from encord_assets.sources.vidgen import VidGenZips
 
 
 def fetcher_resources() -> dict:
@@ -14,6 +17,14 @@ def fetcher_resources() -> dict:
             base_url=setting("COCO_BASE_URL", "http://images.cocodataset.org"),
             method=setting("COCO_METHOD", "auto"),
         ),
+        **{
+            key: resource(
+                endpoint=setting("HF_ENDPOINT", DEFAULT_ENDPOINT),
+                token=setting("HF_TOKEN", None),
+                revision=setting(f"{key.upper()}_REVISION", "main"),
+            )
+            for key, resource in (("imagenet", ImageNetParquet), ("flickr30k", Flickr30kZip), ("vidgen", VidGenZips))
+        },
         "url_images": UrlImages(
             processes=setting("URL_IMAGES_PROCESSES", 2),
             threads=setting("URL_IMAGES_THREADS", 32),
