@@ -60,6 +60,23 @@ class Materializer:
         """The non-empty partitions of a source, from its materialized infos tables."""
         return partitions_with_rows(root, source_name, modality) or []
 
+    def located_partitions(self, root: Path, spec) -> None:
+        """A source that locates its rows at run time (archives with no upstream id mapping):
+        visit its partitions in order, running each that has something to look for, or a
+        manifest to refresh; later ones usually have nothing left once the rows are found."""
+        from encord_assets.layout.paths import manifest_path
+        from encord_assets.sources.archive_index import ArchiveIndex
+
+        tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{spec.modality}").glob("*.parquet"))
+        if not tables:
+            return
+        rows = pl.scan_parquet(tables).filter(pl.col("source") == spec.name).collect()
+        index = ArchiveIndex(root, spec.name, spec.partitions.keys)
+        for key in spec.partitions.keys:
+            if rows.height and (index.needs_run(key, rows) or manifest_path(root, spec.name, key).exists()):
+                self.run(spec.name, key)
+                index.refresh()
+
     def everything(self, root: Path) -> None:
         from encord_assets.sources.registry import SOURCES
 
@@ -69,6 +86,9 @@ class Materializer:
         for index in sorted({spec.index for spec in SOURCES if spec.index}):
             self.run(index)
         for spec in SOURCES:
+            if spec.locates_rows:
+                self.located_partitions(root, spec)
+                continue
             for key in self.source_partitions(root, spec.name, spec.modality):
                 self.run(spec.name, key)
         self.run("coverage_report")

@@ -31,7 +31,7 @@ def dagster_home(tmp_path):
 def _isolated_environment(tmp_path, dagster_home, monkeypatch):
     """Each test gets its own ROOT, DAGSTER_HOME and HF cache; nothing leaks between tests."""
     for name in list(os.environ):
-        if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
+        if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_", "URL_IMAGES_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("ROOT_DATA_PATH", str(tmp_path / "root"))

@@ -18,7 +18,7 @@ from encord_assets.infos.datasets import (
     lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
-from encord_assets.sources.partitions import partition_key_expr
+from encord_assets.sources.partitions import source_partition_key_expr
 from encord_assets.sources.registry import sources_for
 
 ID_COLUMNS = {
@@ -298,9 +298,7 @@ def normalize(
         valid.with_columns(pl.lit(modality).alias("modality"))
         .with_columns(target_expr(audio_dir).alias("target"))
         .with_columns(
-            partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64)).alias(
-                "partition_key"
-            )
+            source_partition_key_expr(specs).alias("partition_key")
         )
         .select(ROW_COLUMNS)
     )

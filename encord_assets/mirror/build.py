@@ -4,12 +4,20 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.mirror import coco, flickr30k, imagenet, vidgen, youtube
+from encord_assets.mirror import coco, flickr30k, imagenet, openshape, url_images, vidgen, youtube
 from encord_assets.mirror.server import Mirror
 from encord_assets.sources.registry import SOURCES
 
 # fetcher resource key -> the mirror module that emulates its upstream (build, env, routes)
-UPSTREAMS = {"coco": coco, "youtube": youtube, "imagenet": imagenet, "flickr30k": flickr30k, "vidgen": vidgen}
+UPSTREAMS = {
+    "coco": coco,
+    "youtube": youtube,
+    "imagenet": imagenet,
+    "flickr30k": flickr30k,
+    "vidgen": vidgen,
+    "url_images": url_images,
+    "openshape": openshape,
+}
 
 
 def build_content(rows: pl.DataFrame, content_dir: Path) -> None:

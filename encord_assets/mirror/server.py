@@ -273,7 +273,8 @@ class MirrorServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         # Clients hang up on keep-alive connections with unread data (yt-dlp's generic extractor
-        # reads only the start of a file): normal for an upstream, not worth a traceback.
+        # reads only the start of a file; a tar stream is closed once its members are found):
+        # normal for an upstream, not worth a traceback.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 

@@ -10,7 +10,8 @@ from encord_assets.sources.registry import SOURCES
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 # Concurrent partition runs per upstream family: YouTube throttles hard, the Hub less so.
-POOL_LIMITS = {"youtube": 2, "huggingface": 4, "http": 4}
+# url_images: img2dataset runs several processes per partition and reaches many hosts at once
+POOL_LIMITS = {"youtube": 2, "huggingface": 4, "http": 4, "url_images": 2}
 
 
 def install_instance_yaml(dagster_home: Path) -> bool:

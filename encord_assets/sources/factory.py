@@ -10,7 +10,7 @@ from encord_assets.layout.outcomes import FetchLog, PartitionFetch
 from encord_assets.layout.plan import plan_partition
 from encord_assets.layout.progress import Progress
 from encord_assets.layout.staging import fresh_staging_dir
-from encord_assets.sources.partitions import hashed_partitions, split_mapping
+from encord_assets.sources.partitions import source_partitions, split_mapping
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -21,8 +21,10 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
-    partitions = hashed_partitions(spec.shards, spec.splits)
-    ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=split_mapping(partitions))}
+    partitions = source_partitions(spec)
+    # a source with its own partitions (archives) reads the rows of every split
+    mapping = dg.AllPartitionMapping() if spec.partitions is not None else split_mapping(partitions)
+    ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=mapping)}
     if spec.index:
         ins["index"] = dg.AssetIn(spec.index)
 
@@ -44,7 +46,12 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
         data_root = context.resources.data_root
         key = context.partition_key
-        rows = partition_rows(infos, spec, key)
+        fetcher = getattr(context.resources, spec.fetcher)
+        if spec.locates_rows:
+            # rows located in this partition so far, and rows not located anywhere yet
+            rows = fetcher.rows_to_fetch(context, infos.filter(pl.col("source") == spec.name).collect())
+        else:
+            rows = partition_rows(infos, spec, key)
         plan = plan_partition(data_root.root_path, spec.name, key, rows, data_root.retry_unavailable)
         staging = fresh_staging_dir(data_root.root_path, spec.name, key, context.run.run_id, context.instance)
         log = FetchLog(staging, Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds))
@@ -52,7 +59,10 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
         if plan.todo.height:
             # `index` (when the spec names one) is only read when something is to be fetched
-            getattr(context.resources, spec.fetcher).fetch(context, plan.todo, log, **index)
+            fetcher.fetch(context, plan.todo, log, **index)
+        if spec.locates_rows:
+            # the manifest holds the rows this partition now knows to be its own
+            rows = fetcher.rows_located(context, rows, log)
         return PartitionFetch(spec.name, key, rows, plan.prior, log, time.monotonic() - started)
 
     return source_asset

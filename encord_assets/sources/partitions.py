@@ -1,4 +1,5 @@
-"""Partition keys: `<shard>|<split>`, the shard a stable hash of the row's target path.
+"""Partition keys: `<shard>|<split>`, the shard a stable hash of the row's target path,
+unless a source declares its own partitions (registry.OwnPartitions, e.g. upstream archives).
 
 A row's shard depends only on its own target path and the source's fixed shard count, so
 keys never move when infos grow; a target shared by two splits or by an audio and a video
@@ -8,6 +9,8 @@ row has the same shard everywhere.
 import dagster as dg
 import polars as pl
 import polars_hash as plh
+
+from encord_assets.infos.datasets import lookup
 
 
 def shard_width(shards: int) -> int:
@@ -45,3 +48,23 @@ def partition_key_expr(shards: pl.Expr) -> pl.Expr:
     shard = plh.col("target").nchash.xxhash64() % shards.cast(pl.UInt64)
     width = pl.max_horizontal(pl.lit(3), (shards - 1).cast(pl.String).str.len_chars())
     return pl.concat_str([shard.cast(pl.String).str.zfill(width), pl.col("split")], separator="|")
+
+
+def source_partitions(spec) -> dg.PartitionsDefinition:
+    if spec.partitions is not None:
+        return dg.StaticPartitionsDefinition(list(spec.partitions.keys))
+    return hashed_partitions(spec.shards, spec.splits)
+
+
+def source_partition_key_expr(specs) -> pl.Expr:
+    """partition_key of normalized rows (column `source`): the spec's own key when it declares
+    partitions (null when its fetcher locates rows at run time), else `<shard>|<split>`."""
+    hashed = partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64))
+    own = {s.name: s.partitions.row_key for s in specs if s.partitions is not None}
+    if not own:
+        return hashed
+    return (
+        pl.when(pl.col("source").is_in(list(own)))
+        .then(lookup(pl.col("source"), own).cast(pl.String))
+        .otherwise(hashed)
+    )

@@ -13,6 +13,17 @@ from encord_assets.infos.files import splits_for
 
 
 @dataclass(frozen=True)
+class OwnPartitions:
+    """Partitions a source declares itself (one per upstream archive, say) instead of
+    `<shard>|<split>`: one run serves the rows of every split that live in its partition."""
+
+    keys: tuple[str, ...]
+    # the partition of every row of the source when the infos tell it; None when the
+    # fetcher locates rows at run time (its `rows_to_fetch` and `rows_located`)
+    row_key: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     modality: str
     dataset: str
@@ -24,6 +35,11 @@ class SourceSpec:
     eshot: bool = False
     # an index asset (built by the fetcher's `build_index`) this source's asset takes as input `index`
     index: str | None = None
+    partitions: OwnPartitions | None = None
+
+    @property
+    def locates_rows(self) -> bool:
+        return self.partitions is not None and self.partitions.row_key is None
 
     @property
     def name(self) -> str:
@@ -58,6 +74,17 @@ SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("image", "Flickr30k", fetcher="flickr30k", shards=4, pool="huggingface"),
     # ~1M clips, several TB: partitions of a few thousand clips (~10 GB) each.
     SourceSpec("video", "VidGen-1M", fetcher="vidgen", shards=256, pool="huggingface", index="index_vidgen"),
+    SourceSpec("image", "Google Conceptual Captions", fetcher="url_images", shards=64, pool="url_images"),
+    *(
+        SourceSpec("points", name, fetcher="openshape", shards=1, pool="huggingface", partitions=OwnPartitions((name,), name))
+        for name in ("3D-FUTURE", "ABO", "ShapeNet")
+    ),
+    # EShot's point rows are Objaverse shapes; which of the 160 archives holds an id is
+    # learnt by reading the archives (sources/archive_index.py)
+    SourceSpec(
+        "points", "Objaverse", fetcher="openshape", shards=1, pool="huggingface", eshot=True,
+        partitions=OwnPartitions(tuple(f"000-{n:03d}" for n in range(160))),
+    ),
 )
 
 

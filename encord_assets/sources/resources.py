@@ -6,6 +6,9 @@ from encord_assets.sources.youtube import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, 
 from encord_assets.sources.flickr30k import Flickr30kZip
 from encord_assets.sources.hf import DEFAULT_ENDPOINT
 from encord_assets.sources.imagenet import ImageNetParquet
+from encord_assets.sources.openshape import REPO_ID as OPENSHAPE_REPO_ID
+from encord_assets.sources.openshape import OpenShapePoints
+from encord_assets.sources.url_images import UrlImages
 from encord_assets.sources.vidgen import VidGenZips
 
 
@@ -34,4 +37,18 @@ def fetcher_resources() -> dict:
             )
             for key, resource in (("imagenet", ImageNetParquet), ("flickr30k", Flickr30kZip), ("vidgen", VidGenZips))
         },
+        "url_images": UrlImages(
+            processes=setting("URL_IMAGES_PROCESSES", 2),
+            threads=setting("URL_IMAGES_THREADS", 32),
+            timeout_seconds=setting("URL_IMAGES_TIMEOUT", 10),
+            retries=setting("URL_IMAGES_RETRIES", 1),
+            user_agent=setting("URL_IMAGES_USER_AGENT", "encord-assets"),
+            url_rewrite=setting("URL_IMAGES_REWRITE", ""),
+        ),
+        "openshape": OpenShapePoints(
+            repo_id=setting("OPENSHAPE_REPO", OPENSHAPE_REPO_ID),
+            revision=setting("OPENSHAPE_REVISION", "main"),
+            endpoint=setting("HF_ENDPOINT", DEFAULT_ENDPOINT),
+            token=setting("HF_TOKEN", None),
+        ),
     }

@@ -10,6 +10,7 @@ from encord_assets.materialize import Materializer
 from encord_assets.mirror.media import jpeg_bytes
 from encord_assets.operations.checks import decode_problem, match_manifest
 from encord_assets.operations.decode import Undecodable, decode_clip, decode_image, decode_npy, decoder_for
+from encord_assets_tests.conftest import IMAGE_HEADER, write_infos
 
 
 def run_with_checks(materializer: Materializer, asset_name: str, partition_key: str) -> dict[str, dg.AssetCheckEvaluation]:
@@ -39,12 +40,14 @@ def test_source_checks_pass_on_a_fetched_partition_and_catch_a_damaged_or_missin
     assert match_manifest(root, manifest.row(0, named=True)) == "missing from the layout"
 
 
-def test_the_infos_check_fails_when_rows_are_rejected_or_unrouted(instance):
-    checks = run_with_checks(Materializer(instance), "infos_image", "e-mm1_1m")
-    routed = checks["rows_accepted_and_routed"]
-    assert not routed.passed
-    assert routed.metadata["unrouted"].value > 0  # the sample holds sources no fetcher serves yet
-    assert routed.severity == (dg.AssetCheckSeverity.ERROR if routed.metadata["rejected"].value else dg.AssetCheckSeverity.WARN)
+def test_the_infos_check_passes_on_clean_infos_and_fails_when_rows_are_rejected(instance, custom_infos):
+    write_infos(custom_infos, "e-mm1_1m", "image", [IMAGE_HEADER, "1,COCO,x,5,5.jpg,shared"])
+    write_infos(custom_infos, "e-mm1_100m", "image", [IMAGE_HEADER, "1,COCO,x,5,5.jpg,shared", "2,COCO,x,6,../6.jpg,shared"])
+    clean = run_with_checks(Materializer(instance), "infos_image", "e-mm1_1m")["rows_accepted_and_routed"]
+    assert clean.passed
+    routed = run_with_checks(Materializer(instance), "infos_image", "e-mm1_100m")["rows_accepted_and_routed"]
+    assert not routed.passed and routed.metadata["rejected"].value == 1
+    assert routed.severity == dg.AssetCheckSeverity.ERROR
 
 
 @pytest.fixture

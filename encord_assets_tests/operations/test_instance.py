@@ -13,7 +13,7 @@ def test_the_instance_command_installs_dagster_yaml_and_keeps_limits_a_user_set(
         config = instance.get_concurrency_config()
         assert config.pool_config.default_pool_limit == 2 and config.run_queue_config.max_concurrent_runs == 6
         limits = {pool.name: pool.limit for pool in instance.event_log_storage.get_pool_limits()}
-        assert limits == {"youtube": 2, "huggingface": 4, "http": 4}
+        assert limits == {"youtube": 2, "huggingface": 4, "http": 4, "url_images": 2}
         instance.event_log_storage.set_concurrency_slots("http", 8)  # what `dagster instance concurrency set http 8` does
 
     # the user's own file (same storage, so the limit set above is still there) is kept as is

@@ -1,0 +1,151 @@
+"""Throughput of the URL-image and tar.gz paths against baselines run in the same process.
+
+1. Images/s of one Google Conceptual Captions partition materialized through our asset
+   (Dagster run, img2dataset, checks, placement, manifest) vs img2dataset run directly on
+   the same URL list against the same mirror with the same settings.
+2. Members/s and MB/s of our streamed extraction of a tar.gz from the mirror's Hub
+   (302 to its CDN) vs `tarfile` reading the same stream with no extraction.
+
+    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500]
+"""
+
+import argparse
+import os
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import requests
+
+
+def one_partition_of_gcc_rows(count: int) -> pl.DataFrame:
+    """Infos rows of GCC that all fall in one `<shard>|e-mm1_1m` partition."""
+    from encord_assets.sources.partitions import partition_key_expr
+    from encord_assets.sources.registry import source_by_name
+
+    shards = source_by_name("image_googleconceptualcaptions").shards
+    candidates = pl.DataFrame({"n": range(count * shards * 2)}).with_columns(
+        pl.format("gcc_{}.jpg", "n").alias("file_name"), pl.lit("e-mm1_1m").alias("split")
+    )
+    keyed = candidates.with_columns(pl.format("e-mm1_1m_only/image/{}", "file_name").alias("target")).with_columns(
+        partition_key_expr(pl.lit(shards)).alias("key")
+    )
+    first_key = keyed["key"][0]
+    chosen = keyed.filter(pl.col("key") == first_key).head(count)
+    return chosen.select(
+        (pl.col("n") + 1).alias("encord_image_id"),
+        pl.lit("Google Conceptual Captions").alias("source_dataset"),
+        pl.lit("custom").alias("dataset_license"),
+        pl.format("http://img{}.example.com/photos/2018/{}.jpg", pl.col("n") % 50, "n").alias("file_id"),
+        "file_name",
+        pl.lit("e-mm1_1m_only").alias("save_folder"),
+    )
+
+
+def bench_images(work: Path, count: int) -> dict:
+    import dagster as dg
+
+    from encord_assets.materialize import Materializer
+    from encord_assets.mirror import url_images
+    from encord_assets.mirror.server import Mirror
+    from encord_assets.sources.url_images import rewrite_rules, rewrite_url_expr, run_img2dataset
+
+    infos = one_partition_of_gcc_rows(count)
+    (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
+    infos.write_csv(work / "infos/e-mm1_1m/infos/image.csv")
+    (work / "home").mkdir()
+    with Mirror(work / "mirror") as mirror:
+        url_images.routes(mirror)
+        settings = url_images.env(mirror)
+        os.environ.update(
+            {"ROOT_DATA_PATH": str(work / "root"), "DAGSTER_HOME": str(work / "home"), "ENCORD_INFOS_DIR": str(work / "infos"), **settings}
+        )
+        processes, threads = int(os.environ.get("URL_IMAGES_PROCESSES", 2)), int(os.environ.get("URL_IMAGES_THREADS", 32))
+
+        urls = infos.select(rewrite_url_expr(pl.col("file_id"), rewrite_rules(settings["URL_IMAGES_REWRITE"])).alias("url"))
+        urls.write_parquet(work / "urls.parquet")
+        started = time.monotonic()
+        run_img2dataset(
+            url_list=str(work / "urls.parquet"), input_format="parquet", url_col="url", output_folder=str(work / "direct"),
+            output_format="files", processes_count=processes, thread_count=threads,
+            number_sample_per_shard=max(1, -(-count // processes)), resize_mode="no", skip_reencode=True,
+            timeout=10, retries=1, enable_wandb=False, extract_exif=False,
+        )
+        direct = time.monotonic() - started
+        direct_files = len(list((work / "direct").glob("*/*.jpg")))
+
+        with dg.DagsterInstance.get() as instance:
+            materializer = Materializer(instance)
+            materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
+            (key,) = materializer.source_partitions(work / "root", "image_googleconceptualcaptions", "image")
+            started = time.monotonic()
+            materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
+            ours = time.monotonic() - started
+        placed = len(list((work / "root/e-mm1_1m_only/image").glob("*.jpg")))
+    assert placed == direct_files == count, (placed, direct_files, count)
+    return {"images": count, "ours_per_s": count / ours, "direct_per_s": count / direct}
+
+
+def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
+    from encord_assets.layout.outcomes import FetchLog
+    from encord_assets.mirror import hf_hub
+    from encord_assets.mirror.openshape import point_cloud, write_tar_gz
+    from encord_assets.mirror.server import Mirror
+    from encord_assets.sources.openshape import REPO_ID, OpenShapePoints
+
+    ids = [f"{n:08x}" for n in range(members)]
+    write_tar_gz(hf_hub.repo_dir(work / "hub", REPO_ID) / "ABO.tar.gz", {f"ABO/{i[:2]}/{i}.npy": point_cloud(i) for i in ids})
+    member_bytes = members * len(point_cloud(ids[0]))
+    results = {"members": members, "member_mb": member_bytes / 1e6}
+    with Mirror(work / "hub") as mirror:
+        hf_hub.routes(mirror)
+        source = OpenShapePoints(endpoint=mirror.url)
+        commit = source.index_revision()
+        url = f"{mirror.url}/datasets/{REPO_ID}/resolve/{commit}/ABO.tar.gz"
+
+        def list_members() -> int:
+            with requests.get(url, stream=True) as response, tarfile.open(fileobj=response.raw, mode="r|gz") as archive:
+                return sum(1 for _ in archive)
+
+        def extract(label: str, share: float, attempt: int) -> None:
+            wanted = {i: [f"shared/points/{i}.npy"] for i in ids[:: round(1 / share)]}
+            source.read_archive(commit, "ABO.tar.gz", wanted, FetchLog(work / f"staging-{label}-{attempt}"))
+            assert not wanted
+
+        # best of `repeats`, the runs interleaved so that load from elsewhere hits all alike
+        timings: dict[str, list[float]] = {"baseline": [], "all": [], "1%": []}
+        for attempt in range(repeats):
+            started = time.monotonic()
+            assert list_members() == members
+            timings["baseline"].append(time.monotonic() - started)
+            for label, share in (("all", 1.0), ("1%", 0.01)):
+                started = time.monotonic()
+                extract(label, share, attempt)
+                timings[label].append(time.monotonic() - started)
+        results |= {label: min(values) for label, values in timings.items()}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--members", type=int, default=1500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["HF_HOME"] = str(Path(tmp) / "hf_home")
+        archive = bench_archive(Path(tmp) / "archive", args.members)
+        images = bench_images(Path(tmp) / "images", args.images)
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'measure':58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
+    ratio = images["ours_per_s"] / images["direct_per_s"]
+    print(f"{'GCC partition, images/s (' + str(images['images']) + ' URLs) vs img2dataset direct':58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
+    for label in ("all", "1%"):
+        name = f"tar.gz, extract {label} of {archive['members']} members"
+        print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")
+        print(f"{name + ', MB/s vs tarfile listing':58} {archive['member_mb'] / archive[label]:10.1f} {archive['member_mb'] / archive['baseline']:10.1f} {archive['baseline'] / archive[label]:7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Images that live at a URL of their own (Google Conceptual Captions): img2dataset per partition.
+
+img2dataset downloads into a fresh folder per run (its `incremental_mode="overwrite"` is
+broken) with `skip_reencode=True` and `resize_mode="no"`, so JPEG originals are kept byte
+for byte. It names files by key; the per-shard parquet maps each key back to our row and
+carries `status`/`error_message`, which become the row's outcome. The files are staged
+where img2dataset wrote them (inside the partition's staging folder) and the IO manager
+renames them into place.
+
+img2dataset installs a SIGINT handler, which Python allows only in the main thread: the
+step runs it there when it can (Dagster's in-process executor and the step processes of
+the multiprocess executor both run steps in their main thread), and otherwise in a child
+process. The previous handler is restored afterwards so Ctrl-C keeps reaching Dagster.
+"""
+
+import math
+import multiprocessing
+import os
+import re
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from encord_assets.layout.outcomes import FetchLog
+from encord_assets.sources.retry import PERMANENT_STATUS
+
+# Every img2dataset worker would otherwise ask the network whether albumentations is current.
+QUIET_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
+
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+# (pattern in img2dataset's error_message, error_class, permanent?) - the first match wins.
+# urllib's messages: "HTTP Error 404: Not Found", "<urlopen error [Errno -2] Name or service
+# not known>", "timed out", "Remote end closed connection without response", ...
+_MESSAGE_RULES = (
+    (re.compile(r"Image decoding error|cannot identify image", re.I), "undecodable", True),
+    (re.compile(r"disallowed by X-Robots-Tag", re.I), "disallowed_by_robots_tag", True),
+    (re.compile(r"unknown url type|no host given", re.I), "bad_url", True),
+    (re.compile(r"Name or service not known|nodename nor servname|No address associated", re.I), "host_not_found", True),
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED", re.I), "bad_certificate", True),
+    (re.compile(r"timed out", re.I), "timeout", False),
+)
+
+
+def rewrite_rules(spec: str) -> list[tuple[str, str]]:
+    """Parse `FROM=>TO` rules separated by whitespace or newlines (URLs hold no bare whitespace)."""
+    rules = []
+    for rule in spec.split():
+        source, arrow, replacement = rule.partition("=>")
+        if not arrow or not source:
+            raise ValueError(f"URL rewrite rule {rule!r} is not of the form FROM_PREFIX=>TO_PREFIX")
+        rules.append((source, replacement))
+    return rules
+
+
+def rewrite_url_expr(url: pl.Expr, rules: list[tuple[str, str]]) -> pl.Expr:
+    """The URL with the first matching prefix replaced (unchanged when no rule matches)."""
+    result = url
+    for source, replacement in reversed(rules):
+        result = pl.when(url.str.starts_with(source)).then(
+            pl.lit(replacement) + url.str.slice(len(source))
+        ).otherwise(result)
+    return result
+
+
+def outcome_of(status: str | None, error_message: str | None) -> tuple[bool, str, str] | None:
+    """None for a success, else (permanent, error_class, message) for img2dataset's verdict on a row."""
+    if status == "success":
+        return None
+    message = error_message or status or "img2dataset recorded no result"
+    if match := _HTTP_STATUS.search(message):
+        code = int(match.group(1))
+        return code in PERMANENT_STATUS, f"http_{code}", message
+    for pattern, error_class, permanent in _MESSAGE_RULES:
+        if pattern.search(message):
+            return permanent, error_class, message
+    if status == "failed_to_resize":
+        # everything else the resizer refuses is about the image itself, not the connection
+        return True, "undecodable", message
+    # Resets, refused connections, truncated bodies and anything unknown are worth another try.
+    return False, "download_error", message
+
+
+def _img2dataset(**options) -> None:
+    os.environ.update(QUIET_ENV)
+    from img2dataset import download
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        download(**options)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_img2dataset(**options) -> None:
+    """Run img2dataset in this process's main thread, or in a child process from any other thread."""
+    if threading.current_thread() is threading.main_thread():
+        _img2dataset(**options)
+        return
+    child = multiprocessing.get_context("spawn").Process(target=_img2dataset, kwargs=options)
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"img2dataset exited with status {child.exitcode}")
+
+
+class UrlImages(dg.ConfigurableResource):
+    """Fetches images from the URL in each row's `file_id` with img2dataset."""
+
+    processes: int = 2
+    threads: int = 32
+    timeout_seconds: int = 10
+    # img2dataset's own retries (it retries any error, without backoff); failed rows are
+    # retried by re-running the partition
+    retries: int = 1
+    # token added to img2dataset's User-Agent: "... (compatible; <token>; +https://github.com/rom1504/img2dataset)"
+    user_agent: str = "encord-assets"
+    # FROM=>TO URL prefix rewrites, separated by spaces, first match wins: route URLs through a cache
+    url_rewrite: str = ""
+
+    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
+        urls = rows.select("target", rewrite_url_expr(pl.col("file_id"), rewrite_rules(self.url_rewrite)).alias("url"))
+        # one download per distinct URL; other rows with the same URL get a local copy
+        unique = urls.unique("url", keep="first", maintain_order=True)
+        log.staging_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="img2dataset-", dir=log.staging_dir))
+        url_list = work / "urls.parquet"
+        unique.write_parquet(url_list)
+        output = work / "out"
+        per_shard = max(1, math.ceil(unique.height / max(1, self.processes)))
+        where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
+        context.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
+        run_img2dataset(
+            url_list=str(url_list),
+            input_format="parquet",
+            url_col="url",
+            save_additional_columns=["target"],
+            output_folder=str(output),
+            output_format="files",
+            processes_count=self.processes,
+            thread_count=self.threads,
+            number_sample_per_shard=per_shard,
+            oom_shard_count=max(5, len(str(unique.height))),
+            resize_mode="no",
+            skip_reencode=True,
+            encode_format="jpg",
+            timeout=self.timeout_seconds,
+            retries=self.retries,
+            user_agent_token=self.user_agent,
+            enable_wandb=False,
+            extract_exif=False,
+            compute_hash="sha256",
+            incremental_mode="incremental",
+        )
+        self._record(output, log)
+        for target in unique["target"]:
+            if not log.has_result(target):
+                log.failed(target, "no_result", "img2dataset recorded no result for this URL (its shard failed)")
+        for target, url in urls.filter(~pl.col("target").is_in(unique["target"].implode())).iter_rows():
+            self._record_copy(target, unique.filter(pl.col("url") == url)["target"].item(), log)
+
+    @staticmethod
+    def _record(output: Path, log: FetchLog) -> None:
+        shards = sorted(output.glob("*.parquet"))
+        if not shards:
+            return
+        results = pl.read_parquet(shards, columns=["key", "target", "status", "error_message"])
+        for key, target, status, message in results.iter_rows():
+            verdict = outcome_of(status, message)
+            if verdict is None:
+                # img2dataset writes `<shard>/<key>.jpg`
+                path = next(output.glob(f"*/{key}.jpg"))
+                log.fetched(path.stat().st_size)
+                log.staged(target, path, path.stat().st_size)
+                continue
+            permanent, error_class, text = verdict
+            log.fetched(0)
+            (log.unavailable if permanent else log.failed)(target, error_class, text)
+
+    @staticmethod
+    def _record_copy(target: str, downloaded_target: str, log: FetchLog) -> None:
+        first = log.results().filter(pl.col("target") == downloaded_target).row(0, named=True)
+        if first["outcome"] == "staged":
+            log.staged_copy(target, downloaded_target)
+        else:
+            record = log.unavailable if first["outcome"] == "unavailable" else log.failed
+            record(target, first["error_class"], first["error_message"])
+
