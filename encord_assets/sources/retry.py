@@ -50,6 +50,9 @@ def classify(error: BaseException) -> Verdict:
     if isinstance(error, Unavailable):
         return Verdict(False, error.error_class, str(error))
     status = status_of(error)
+    if status is not None and 300 <= status < 400:
+        # a client gives up on redirects only when they loop (or chain past its limit): retrying loops again
+        return Verdict(False, "redirect_loop", f"HTTP {status} redirects without end: {error}")
     if status is not None:
         kind = "http_%d" % status
         return Verdict(status not in PERMANENT_STATUS, kind, f"HTTP {status}: {error}", retry_after_of(error))
