@@ -1,0 +1,41 @@
+"""Promise 7: the Hugging Face token and the YouTube cookies never appear in logs, metadata, manifests
+or errors, even when every fetcher fails and retries (the real CLI, its output and Dagster's storage)."""
+
+import os
+import uuid
+
+from encord_assets_tests.reliability.support import FAST_SETTINGS, FETCHERS, modalities_of, specs_of, start_materialize
+
+
+def test_secrets_never_leak(packed, packed_mirror, materializer, root, dagster_home, tmp_path, capfd):
+    cookie, token = f"cookie-{uuid.uuid4().hex}", f"hf_{uuid.uuid4().hex}"
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tSID\t{cookie}\n")
+    seen = []
+    packed_mirror.add_route("/", lambda handler, path: seen.append(str(handler.headers)))
+    env = {**os.environ, "YOUTUBE_COOKIES_FILE": str(cookies), "HF_TOKEN": token}
+    for variants in FAST_SETTINGS.values():  # short timeouts, and few attempts so that rows fail
+        env |= {name: "2" if name.endswith("ATTEMPTS") else value for name, value in next(iter(variants.values())).items()}
+    materializer.infos(*sorted({m for f in FETCHERS for m in modalities_of(specs_of(f))}))
+    # faults on half of the requests: retries, failed rows and failed runs all write messages somewhere
+    packed_mirror.set_faults(0.5, retry_after=0.1, stall_seconds=1.2, seed=3)
+    processes = []
+    for fetcher in FETCHERS:
+        asset, key = packed.partitions[fetcher][0]
+        processes.append(start_materialize(asset, key, tmp_path / f"{fetcher}.log", env))
+    codes = [process.wait() for process in processes]
+    packed_mirror.set_faults(0.0)
+
+    assert packed_mirror.stats()["faults_injected"] > 0
+    if "youtube" in FETCHERS:
+        assert any(cookie in headers for headers in seen), "the cookies were not sent upstream"
+    leaks = []
+    for folder in (root, dagster_home, tmp_path):
+        for path in folder.rglob("*"):
+            if path.is_file() and path != cookies:
+                data = path.read_bytes()
+                leaks += [(path, name) for name, secret in (("cookie", cookie), ("token", token)) if secret.encode() in data]
+    output = capfd.readouterr()
+    leaks += [("captured output", name) for name, secret in (("cookie", cookie), ("token", token)) if secret in output.out + output.err]
+    assert leaks == []
+    print(f"\nsecrets: {len(processes)} CLI runs (exit codes {codes}) under 50% faults; no secret in {root}, {dagster_home} or any output")
