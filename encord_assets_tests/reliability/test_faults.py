@@ -4,6 +4,8 @@ and no row is fetched again once placed. Runs over every fetcher of the registry
 import polars as pl
 import pytest
 
+from encord_assets.materialize import Materializer
+
 from encord_assets_tests.reliability.support import (
     fetcher_variants,
     layout_files,
@@ -22,6 +24,7 @@ VARIANTS = fetcher_variants()
 def test_transient_faults_end_with_every_row_placed(fetcher, settings, packed, packed_mirror, materializer, root, monkeypatch):
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
+    materializer = Materializer(materializer.instance)  # the settings are read when definitions are built
     materializer.infos(*modalities_of(specs_of(fetcher)))
     partitions = packed.partitions[fetcher]
     wanted = packed.rows.filter(pl.col("source").is_in([asset for asset, _ in partitions]))
