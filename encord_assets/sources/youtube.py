@@ -215,7 +215,7 @@ class YoutubeClips(dg.ConfigurableResource):
                 # and a read that still fails is an error, not the end of the input: without this,
                 # ffmpeg writes a clip cut from what it got, which can pass the duration check
                 "ffmpeg_o": ["-xerror"],
-            },  # fmt: skip
+            },
             "ffmpeg_location": ffmpeg,
             "cookiefile": cookies,
             "socket_timeout": self.socket_timeout_seconds,

@@ -6,7 +6,16 @@ import os
 import polars as pl
 
 from encord_assets.layout.paths import manifest_path
-from encord_assets_tests.reliability.support import FETCHERS, layout_files, manifest, modalities_of, sha256_file, specs_of, staging_leftovers, start_materialize
+from encord_assets_tests.reliability.support import (
+    FETCHERS,
+    layout_files,
+    manifest,
+    modalities_of,
+    sha256_file,
+    specs_of,
+    staging_leftovers,
+    start_materialize,
+)
 
 
 def test_two_runs_of_one_partition_at_once(packed, packed_mirror, materializer, root, tmp_path):

@@ -5,7 +5,6 @@ import polars as pl
 import pytest
 
 from encord_assets.materialize import Materializer
-
 from encord_assets_tests.reliability.support import (
     fetcher_variants,
     layout_files,

@@ -8,8 +8,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import polars as pl
-
 from encord_assets.layout.paths import staging_root
 from encord_assets_tests.reliability.support import (
     FETCHERS,
