@@ -29,31 +29,41 @@ def member_problem(info: zipfile.ZipInfo, archive_size: int, max_member_bytes: i
     return None
 
 
-def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLog, max_member_bytes: int) -> dict[str, zipfile.ZipInfo | str]:
-    """Name -> ZipInfo of each member safe to read, or why it is refused; refusals are counted in the log."""
-    members: dict[str, zipfile.ZipInfo | str] = {}
+class Members(dict[str, zipfile.ZipInfo]):
+    """Name -> ZipInfo of the members that are safe to read; `refused` says why each other one is not."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused: dict[str, str] = {}
+
+
+def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLog, max_member_bytes: int) -> Members:
+    """The members that are safe to read; refused ones are counted in the log."""
+    members = Members()
     for info in zf.infolist():
         if info.is_dir():
             continue
         problem = member_problem(info, archive_size, max_member_bytes)
         if problem:
             log.note(problem[0])
-        members[info.filename] = problem[1] if problem else info
+            members.refused[info.filename] = problem[1]
+        else:
+            members[info.filename] = info
     return members
 
 
 def copy_members(
     zf: zipfile.ZipFile,
-    members: dict[str, zipfile.ZipInfo],
+    members: Members,
     wanted: dict[str, list[str]],
     log: FetchLog,
     retry: RetryPolicy,
     archive: str,
 ) -> None:
     """Stage each wanted member (name -> targets); names not in `members`, or refused there, are unavailable."""
-    found = sorted((members[name] for name in wanted if isinstance(members.get(name), zipfile.ZipInfo)), key=lambda info: info.header_offset)
-    for name in wanted.keys() - {info.filename for info in found}:
-        refusal = members.get(name)
+    found = sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
+    for name in wanted.keys() - members.keys():
+        refusal = members.refused.get(name)
         for target in wanted[name]:
             if refusal is None:
                 log.unavailable(target, "not_in_archive", f"{name} is not a member of {archive}")
