@@ -1,11 +1,9 @@
-"""The `encord-assets` command: demo, status, mirror."""
+"""The `encord-assets` command: demo, status, instance, mirror."""
 
 import argparse
 import sys
 import time
 from pathlib import Path
-
-import polars as pl
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,9 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
 
-    status = commands.add_parser("status", help="coverage table from the manifests under ROOT")
+    status = commands.add_parser("status", help="coverage tables from the manifests under ROOT (as the coverage_report asset)")
     status.add_argument("--root", type=Path, default=Path("data"))
     status.add_argument("--problems-csv", type=Path, default=None, help="also write unavailable/failed rows here")
+
+    instance = commands.add_parser("instance", help="install the project's dagster.yaml and pool limits into DAGSTER_HOME")
+    instance.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME")
 
     mirror = commands.add_parser("mirror", help="build and serve the upstream mirror for an infos folder")
     mirror.add_argument("--infos", type=Path, default=None)
@@ -33,13 +34,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
     if args.command == "status":
-        from encord_assets.products.coverage import coverage, problem_rows
+        from encord_assets.products.coverage_report import print_status
 
-        with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-            print(coverage(args.root))
-        if args.problems_csv:
-            problem_rows(args.root).write_csv(args.problems_csv)
+        print_status(args.root, args.problems_csv)
         return 0
+    if args.command == "instance":
+        from encord_assets.operations.instance import prepare_instance
+
+        return prepare_instance(args.dagster_home)
     if args.command == "mirror":
         from encord_assets.demo import normalized_rows
         from encord_assets.infos.files import SAMPLE_INFOS_DIR

@@ -6,6 +6,7 @@ from encord_assets.infos.assets import INFOS_ASSETS
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
 from encord_assets.layout.io_manager import DatasetIOManager
 from encord_assets.layout.tables import TableIOManager
+from encord_assets.operations.definitions import operations_definitions
 from encord_assets.products.captions import captions
 from encord_assets.settings import InfosDir, default_data_root, setting
 from encord_assets.sources.factory import SOURCE_ASSETS
@@ -15,7 +16,7 @@ from encord_assets.sources.resources import fetcher_resources
 def build_defs() -> dg.Definitions:
     """Definitions whose optional settings come from the environment as it is now."""
     data_root = default_data_root()
-    return dg.Definitions(
+    core = dg.Definitions(
         assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions],
         resources={
             "data_root": data_root,
@@ -25,6 +26,7 @@ def build_defs() -> dg.Definitions:
             **fetcher_resources(),
         },
     )
+    return dg.Definitions.merge(core, operations_definitions())
 
 
 defs = build_defs()

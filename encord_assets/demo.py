@@ -9,10 +9,10 @@ import polars as pl
 
 from encord_assets.infos.files import MODALITIES, SAMPLE_INFOS_DIR, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
-from encord_assets.instance import ensure_instance_config
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
+from encord_assets.operations.instance import install_instance_yaml, relax_sqlite_durability, set_pool_limits
 from encord_assets.products.coverage import coverage, problem_rows, read_rejects
 
 def normalized_rows(infos_dir: Path) -> pl.DataFrame:
@@ -60,7 +60,9 @@ def run_demo(infos_dir: Path | None, root: Path, dagster_home: Path, mirror_dir:
     started = time.monotonic()
     infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
     root, dagster_home, mirror_dir = root.absolute(), dagster_home.absolute(), mirror_dir.absolute()
-    ensure_instance_config(dagster_home)
+    if install_instance_yaml(dagster_home):
+        print(f"wrote {dagster_home / 'dagster.yaml'} (run queue and pool limits)")
+    relax_sqlite_durability()
     print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
     build_content(normalized_rows(infos_dir), mirror_dir)
     with Mirror(mirror_dir) as mirror:
@@ -70,6 +72,7 @@ def run_demo(infos_dir: Path | None, root: Path, dagster_home: Path, mirror_dir:
         )
         print(f"upstream mirror: {mirror.url}")
         with dg.DagsterInstance.get() as instance:
+            set_pool_limits(instance)
             materializer = Materializer(instance)
             materializer.everything(root)
         fetched = mirror.stats()["bytes_sent"]

@@ -11,6 +11,16 @@ from encord_assets.layout.paths import bookkeeping_dir
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def partitions_with_rows(root: Path, source_name: str, modality: str) -> list[str | None] | None:
+    """The partition keys holding rows of a source, from its materialized infos tables (None when
+    there is no table yet; a None key stands for rows whose partition is found at run time)."""
+    tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
+    if not tables:
+        return None
+    keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
+    return sorted(keys["partition_key"].to_list(), key=lambda key: (key is None, key or ""))
+
+
 class Materializer:
     """One run per (asset, partition), recorded in `instance`; settings read from the environment now."""
 
@@ -48,11 +58,7 @@ class Materializer:
 
     def source_partitions(self, root: Path, source_name: str, modality: str) -> list[str]:
         """The non-empty partitions of a source, from its materialized infos tables."""
-        tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
-        if not tables:
-            return []
-        keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
-        return sorted(keys["partition_key"].to_list())
+        return partitions_with_rows(root, source_name, modality) or []
 
     def everything(self, root: Path) -> None:
         from encord_assets.sources.registry import SOURCES
@@ -60,6 +66,9 @@ class Materializer:
         self.infos()
         for split in splits_for("text"):
             self.run("captions", split)
+        for index in sorted({spec.index for spec in SOURCES if spec.index}):
+            self.run(index)
         for spec in SOURCES:
             for key in self.source_partitions(root, spec.name, spec.modality):
                 self.run(spec.name, key)
+        self.run("coverage_report")

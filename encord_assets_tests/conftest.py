@@ -11,7 +11,7 @@ import pytest
 
 from encord_assets.demo import normalized_rows
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
-from encord_assets.instance import ensure_instance_config
+from encord_assets.operations.instance import install_instance_yaml
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
@@ -22,7 +22,7 @@ def dagster_home(tmp_path):
     """A fresh DAGSTER_HOME; on tmpfs when there is one, because the instance's sqlite fsyncs dominate small runs."""
     shm = Path("/dev/shm")
     home = Path(tempfile.mkdtemp(prefix="encord_dagster_home_", dir=shm if shm.is_dir() else tmp_path))
-    ensure_instance_config(home)
+    install_instance_yaml(home)
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

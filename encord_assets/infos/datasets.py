@@ -40,11 +40,23 @@ def canonical_names(modality: str) -> dict[str, str]:
     }
 
 
+def lookup(column: pl.Expr, mapping: dict, default=None) -> pl.Expr:
+    """`mapping[value]` for each value of `column`, else `default`.
+
+    A when/then chain rather than `replace_strict`, which polars cannot stream: on a
+    gigabyte infos file that would hold the whole file in memory.
+    """
+    by_value: dict = {}
+    for key, value in mapping.items():
+        by_value.setdefault(value, []).append(key)
+    return pl.coalesce(
+        [pl.when(column.is_in(keys)).then(pl.lit(value)) for value, keys in by_value.items()] + [pl.lit(default)]
+    )
+
+
 def canonical_expr(column: pl.Expr, modality: str) -> pl.Expr:
     """The canonical dataset name of a source_dataset column (null when unknown)."""
-    return column.str.strip_chars().str.to_lowercase().replace_strict(
-        canonical_names(modality), default=None, return_dtype=pl.String
-    )
+    return lookup(column.str.strip_chars().str.to_lowercase(), canonical_names(modality)).cast(pl.String)
 
 # What a valid file_id looks like, where the upstream fixes it.
 FILE_ID_PATTERNS = {

@@ -15,6 +15,7 @@ from encord_assets.infos.datasets import (
     NOT_YOUTUBE,
     YOUTUBE_ID_PATTERN,
     canonical_expr,
+    lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
 from encord_assets.sources.partitions import partition_key_expr
@@ -125,7 +126,9 @@ def _header_problem(header: list[str], required: list[str]) -> str | None:
     return f"missing column(s) {', '.join(missing)}; header is {header}{hint}"
 
 
-def _rules(modality: str, id_column: str, known_save_folders: tuple[str, ...]) -> list[tuple[str, pl.Expr]]:
+def _rules(
+    modality: str, id_column: str, known_save_folders: tuple[str, ...], duplicate_rows: pl.Series
+) -> list[tuple[str, pl.Expr]]:
     """(column, reason-or-null expression) in the order a row is judged; the first reason wins."""
     ident = pl.col("row_id_raw")
     rules: list[tuple[str, pl.Expr]] = [
@@ -133,8 +136,9 @@ def _rules(modality: str, id_column: str, known_save_folders: tuple[str, ...]) -
         (id_column, pl.when(pl.col("row_id").is_null()).then(pl.lit("not an integer"))),
         (
             id_column,
-            pl.when(pl.col("row_id").is_duplicated() & ~pl.col("row_id").is_first_distinct())
-            .then(pl.lit("duplicate id (an earlier row has the same id)")),
+            pl.when(pl.col("infos_row").is_in(duplicate_rows.implode())).then(
+                pl.lit("duplicate id (an earlier row has the same id)")
+            ),
         ),
     ]
     if modality == "text":
@@ -240,49 +244,64 @@ def normalize(
             pl.col("end_time").alias("end_time_raw"),
             pl.col("start_time").str.strip_chars().cast(pl.Float64, strict=False),
             pl.col("end_time").str.strip_chars().cast(pl.Float64, strict=False),
-            pl.col("youtube_id", "file_id").str.strip_chars().replace("", None),
+            # when/then, not replace(): polars cannot stream replace over a whole column
+            *[
+                pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
+                for c in ("youtube_id", "file_id")
+            ],
         )
 
-    rules = _rules(modality, id_column, known_save_folders)
+    # Found in a pass over two columns only: a whole-frame window would hold the file in memory.
+    duplicate_rows = (
+        lf.select("infos_row", "row_id")
+        .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
+        .collect(engine="streaming")["infos_row"]
+    )
+    rules = _rules(modality, id_column, known_save_folders, duplicate_rows)
     reason = pl.coalesce([expr for _, expr in rules])
     column = pl.coalesce([pl.when(expr.is_not_null()).then(pl.lit(name)) for name, expr in rules])
     value = pl.coalesce([pl.when(expr.is_not_null()).then(_raw_value(name, id_column)) for name, expr in rules])
     judged = lf.with_columns(reason.alias("_reason"), column.alias("_column"), value.alias("_value"))
-
-    rejects = judged.filter(pl.col("_reason").is_not_null()).select(
-        pl.lit(infos_file).alias("infos_file"),
-        "infos_row",
-        pl.col("_column").alias("column"),
-        pl.col("_value").alias("value"),
-        pl.col("_reason").alias("reason"),
-        pl.lit("rejected").alias("kind"),
+    if modality == "text":
+        judged = judged.with_columns(pl.lit("text").alias("source"))
+        dataset_name = pl.lit(None, dtype=pl.String)
+    else:
+        dataset_name = pl.col("source_dataset")
+        specs = sources_for(modality)
+        judged = judged.with_columns(
+            lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source")
+        )
+    unrouted = pl.col("_reason").is_null() & pl.col("source").is_null()
+    # One pass for rejected and unrouted rows: two queries on one scan would be cached whole in memory.
+    rejects = (
+        judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null())
+        .select(
+            pl.lit(infos_file).alias("infos_file"),
+            "infos_row",
+            pl.when(unrouted).then(pl.lit("source_dataset")).otherwise(pl.col("_column")).alias("column"),
+            pl.when(unrouted).then(dataset_name).otherwise(pl.col("_value")).alias("value"),
+            pl.when(unrouted)
+            .then(pl.lit("routed to no source: no fetcher is implemented for this source dataset yet"))
+            .otherwise(pl.col("_reason"))
+            .alias("reason"),
+            pl.when(unrouted).then(pl.lit("unrouted")).otherwise(pl.lit("rejected")).alias("kind"),
+        )
+        .collect(engine="streaming")
+        .cast(REJECT_SCHEMA)
     )
-    valid = judged.filter(pl.col("_reason").is_null()).with_columns(
+    valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null()).with_columns(
         pl.lit(split).alias("split"), pl.lit(infos_file).alias("infos_file")
     )
     if modality == "text":
-        rows = valid.select(*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption")
-        return NormalizedInfos(rows, rejects.collect())
-
-    specs = sources_for(modality)
-    routed = valid.with_columns(pl.lit(modality).alias("modality")).with_columns(
-        pl.col("source_dataset")
-        .replace_strict({s.dataset: s.name for s in specs}, default=None, return_dtype=pl.String)
-        .alias("source"),
-        target_expr(audio_dir).alias("target"),
-    ).with_columns(
-        partition_key_expr(
-            pl.col("source").replace_strict({s.name: s.shards for s in specs}, default=1, return_dtype=pl.Int64)
-        ).alias("partition_key")
+        return NormalizedInfos(valid.select(*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"), rejects)
+    rows = (
+        valid.with_columns(pl.lit(modality).alias("modality"))
+        .with_columns(target_expr(audio_dir).alias("target"))
+        .with_columns(
+            partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64)).alias(
+                "partition_key"
+            )
+        )
+        .select(ROW_COLUMNS)
     )
-    unrouted = routed.filter(pl.col("source").is_null()).select(
-        pl.lit(infos_file).alias("infos_file"),
-        "infos_row",
-        pl.lit("source_dataset").alias("column"),
-        pl.col("source_dataset").alias("value"),
-        pl.lit("routed to no source: no fetcher is implemented for this source dataset yet").alias("reason"),
-        pl.lit("unrouted").alias("kind"),
-    )
-    rows = routed.filter(pl.col("source").is_not_null()).select(ROW_COLUMNS)
-    all_rejects = pl.concat([rejects, unrouted]).collect().cast(REJECT_SCHEMA).sort("infos_row")
-    return NormalizedInfos(rows, all_rejects)
+    return NormalizedInfos(rows, rejects)

@@ -134,6 +134,8 @@ class DatasetIOManager(dg.ConfigurableIOManager):
                     f"{first['error_class']}: {first['error_message']}"
                 ),
                 metadata=metadata,
+                # The retry sensor re-runs the partition with backoff; an immediate step retry would not help.
+                allow_retries=False,
             )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:

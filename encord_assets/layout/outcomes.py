@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from encord_assets.layout.progress import Progress
+
 
 class Outcome(StrEnum):
     PLACED = "placed"
@@ -33,8 +35,9 @@ RESULT_SCHEMA = {
 class FetchLog:
     """Collects, thread-safely, what a fetcher did for each target of one partition."""
 
-    def __init__(self, staging_dir: Path):
+    def __init__(self, staging_dir: Path, progress: Progress | None = None):
         self.staging_dir = staging_dir
+        self.progress = progress
         self.bytes_fetched = 0
         self.requests = 0
         self.notes: dict[str, int] = {}
@@ -47,7 +50,10 @@ class FetchLog:
 
     def _record(self, target: str, **result) -> None:
         with self._lock:
+            new = target not in self._results
             self._results[target] = {"target": target, **result}
+        if self.progress and new:
+            self.progress.advance(targets=1)
 
     def staged(self, target: str, path: Path, expected_size: int | None = None) -> None:
         self._record(target, outcome="staged", staged_path=str(path), expected_size=expected_size)
@@ -69,6 +75,8 @@ class FetchLog:
         with self._lock:
             self.bytes_fetched += nbytes
             self.requests += requests
+        if self.progress:
+            self.progress.advance(nbytes=nbytes)
 
     def note(self, name: str, count: int = 1) -> None:
         with self._lock:

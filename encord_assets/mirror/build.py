@@ -4,12 +4,12 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.mirror import coco, youtube
+from encord_assets.mirror import coco, flickr30k, imagenet, vidgen, youtube
 from encord_assets.mirror.server import Mirror
 from encord_assets.sources.registry import SOURCES
 
 # fetcher resource key -> the mirror module that emulates its upstream (build, env, routes)
-UPSTREAMS = {"coco": coco, "youtube": youtube}
+UPSTREAMS = {"coco": coco, "youtube": youtube, "imagenet": imagenet, "flickr30k": flickr30k, "vidgen": vidgen}
 
 
 def build_content(rows: pl.DataFrame, content_dir: Path) -> None:

@@ -6,13 +6,15 @@ import polars as pl
 
 from encord_assets.layout.outcomes import Outcome
 from encord_assets.layout.paths import bookkeeping_dir, manifests_dir
+from encord_assets.operations.exhausted import read_exhausted
 
 OUTCOMES = [outcome.value for outcome in Outcome]
 
 
 def read_manifests(root: Path) -> pl.DataFrame | None:
     files = sorted(manifests_dir(root).glob("*/*.parquet"))
-    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed") if files else None
+    frames = [pl.read_parquet(f).with_columns(pl.lit(str(f)).alias("manifest_file")) for f in files]
+    return pl.concat(frames, how="diagonal_relaxed") if files else None
 
 
 def read_rejects(root: Path) -> pl.DataFrame:
@@ -64,11 +66,28 @@ def coverage(root: Path) -> pl.DataFrame:
     return pl.concat([p.select(columns) for p in parts], how="vertical_relaxed").sort("split", "modality", "source")
 
 
+def unavailable_by_reason(root: Path) -> pl.DataFrame:
+    """Unavailable rows per (split, modality, source) and error class."""
+    manifests = read_manifests(root)
+    if manifests is None:
+        return pl.DataFrame(schema={"split": pl.String, "modality": pl.String, "source": pl.String, "reason": pl.String, "rows": pl.UInt32})
+    return (
+        manifests.filter(pl.col("outcome") == Outcome.UNAVAILABLE.value)
+        .group_by("split", "modality", "source", pl.col("error_class").alias("reason"))
+        .agg(pl.len().alias("rows"))
+        .sort("split", "modality", "source", "reason")
+    )
+
+
 def problem_rows(root: Path) -> pl.DataFrame:
-    """Every unavailable or failed row with its reason: a list to hand to a colleague."""
+    """Every unavailable or failed row with its reason: a list to hand to a colleague.
+
+    `partition_exhausted` marks failed rows whose partition the retry sensor gave up on."""
     manifests = read_manifests(root)
     if manifests is None:
         return pl.DataFrame()
+    exhausted = read_exhausted(root)["manifest"].to_list()
     return manifests.filter(pl.col("outcome").is_in([Outcome.UNAVAILABLE.value, Outcome.FAILED.value])).select(
-        "split", "source", "infos_file", "infos_row", "row_id", "target", "outcome", "error_class", "error_message"
+        "split", "source", "infos_file", "infos_row", "row_id", "target", "outcome", "error_class", "error_message",
+        pl.col("manifest_file").is_in(exhausted).alias("partition_exhausted"),
     )

@@ -1,15 +1,19 @@
-"""Builds one partitioned asset per registry entry."""
+"""Builds one partitioned asset per registry entry, and the index assets the entries name."""
 
 import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from encord_assets.layout.outcomes import FetchLog, PartitionFetch
 from encord_assets.layout.plan import plan_partition
+from encord_assets.layout.progress import Progress
 from encord_assets.layout.staging import fresh_staging_dir
 from encord_assets.sources.partitions import hashed_partitions, split_mapping
 from encord_assets.sources.registry import SOURCES, SourceSpec
+
+STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) -> pl.DataFrame:
@@ -18,33 +22,73 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     partitions = hashed_partitions(spec.shards, spec.splits)
+    ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=split_mapping(partitions))}
+    if spec.index:
+        ins["index"] = dg.AssetIn(spec.index)
 
     @dg.asset(
         name=spec.name,
         partitions_def=partitions,
-        ins={"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=split_mapping(partitions))},
+        ins=ins,
         io_manager_key="dataset_io_manager",
-        required_resource_keys={"data_root", spec.fetcher},
+        required_resource_keys={"data_root", "operations", spec.fetcher},
         group_name=spec.modality,
         pool=spec.pool,
+        # Files are retried inside the step and rows that still fail go to the retry sensor;
+        # this re-runs the whole step after an unexpected error (an index read, a crash).
+        retry_policy=STEP_RETRY,
         kinds={spec.modality},
         description=f"{spec.dataset} {spec.modality} files of one partition, placed in the E-MM1 layout.",
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher, "shards": spec.shards},
     )
-    def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame) -> PartitionFetch:
+    def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
         data_root = context.resources.data_root
         key = context.partition_key
         rows = partition_rows(infos, spec, key)
         plan = plan_partition(data_root.root_path, spec.name, key, rows, data_root.retry_unavailable)
         staging = fresh_staging_dir(data_root.root_path, spec.name, key, context.run.run_id, context.instance)
-        log = FetchLog(staging)
+        log = FetchLog(staging, Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds))
         started = time.monotonic()
         context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
         if plan.todo.height:
-            getattr(context.resources, spec.fetcher).fetch(context, plan.todo, log)
+            # `index` (when the spec names one) is only read when something is to be fetched
+            getattr(context.resources, spec.fetcher).fetch(context, plan.todo, log, **index)
         return PartitionFetch(spec.name, key, rows, plan.prior, log, time.monotonic() - started)
 
     return source_asset
 
 
-SOURCE_ASSETS = [build_source_asset(spec) for spec in SOURCES]
+def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    """An upstream index (which file/row group/member holds each id), rebuilt only when the
+    upstream revision it was built from changes; the fetcher provides `index_revision()` and
+    `build_index(context, revision) -> (DataFrame, metadata)`."""
+
+    @dg.asset(
+        name=spec.index,
+        io_manager_key="table_io_manager",
+        required_resource_keys={spec.fetcher},
+        group_name=spec.modality,
+        kinds={"parquet"},
+        description=f"Where each {spec.dataset} file id lives upstream, at one upstream revision.",
+        metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher},
+    )
+    def index_asset(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        fetcher = getattr(context.resources, spec.fetcher)
+        revision = fetcher.index_revision()
+        previous = context.instance.get_latest_materialization_event(context.asset_key)
+        metadata = previous.asset_materialization.metadata if previous and previous.asset_materialization else {}
+        path = metadata.get("path")
+        if metadata.get("revision") and metadata["revision"].value == revision and path and Path(path.value).is_file():
+            context.log.info(f"upstream revision {revision} unchanged: reusing {path.value}")
+            table, built = pl.read_parquet(path.value), {"reused": True}
+        else:
+            table, built = fetcher.build_index(context, revision)
+        context.add_output_metadata({"revision": revision, "entries": table.height, **built})
+        return table
+
+    return index_asset
+
+
+SOURCE_ASSETS = [build_source_asset(spec) for spec in SOURCES] + [
+    build_index_asset(spec) for spec in {spec.index: spec for spec in SOURCES if spec.index}.values()
+]

@@ -22,6 +22,8 @@ class SourceSpec:
     # column that locates a row upstream; rows without it have no upstream here
     locator: str = "file_id"
     eshot: bool = False
+    # an index asset (built by the fetcher's `build_index`) this source's asset takes as input `index`
+    index: str | None = None
 
     @property
     def name(self) -> str:
@@ -48,6 +50,14 @@ SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("audio", "WavCaps", fetcher="youtube", shards=128, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "AudioCaps", fetcher="youtube", shards=64, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "EShot", fetcher="youtube", shards=8, pool="youtube", locator="youtube_id", eshot=True),
+    # Hashed shards spread rows over every 100-image row group, so each extra ImageNet shard
+    # would re-read nearly all of them: one partition per split reads each row group once
+    # (~146 GB for all of ImageNet train, within an hour at 50 MB/s).
+    SourceSpec("image", "ImageNet", fetcher="imagenet", shards=1, pool="huggingface", index="index_imagenet"),
+    # 31,783 images, 4.4 GB: each partition reads the ~2.5 MB central directory, then its members.
+    SourceSpec("image", "Flickr30k", fetcher="flickr30k", shards=4, pool="huggingface"),
+    # ~1M clips, several TB: partitions of a few thousand clips (~10 GB) each.
+    SourceSpec("video", "VidGen-1M", fetcher="vidgen", shards=256, pool="huggingface", index="index_vidgen"),
 )
 
 

@@ -3,6 +3,10 @@
 from encord_assets.settings import setting
 from encord_assets.sources.coco import CocoImages
 from encord_assets.sources.youtube import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, YoutubeClips
+from encord_assets.sources.flickr30k import Flickr30kZip
+from encord_assets.sources.hf import DEFAULT_ENDPOINT
+from encord_assets.sources.imagenet import ImageNetParquet
+from encord_assets.sources.vidgen import VidGenZips
 
 
 def fetcher_resources() -> dict:
@@ -25,4 +29,12 @@ def fetcher_resources() -> dict:
             attempts=setting("YOUTUBE_ATTEMPTS", 4),
             backoff_seconds=setting("YOUTUBE_BACKOFF_SECONDS", 2.0),
         ),
+        **{
+            key: resource(
+                endpoint=setting("HF_ENDPOINT", DEFAULT_ENDPOINT),
+                token=setting("HF_TOKEN", None),
+                revision=setting(f"{key.upper()}_REVISION", "main"),
+            )
+            for key, resource in (("imagenet", ImageNetParquet), ("flickr30k", Flickr30kZip), ("vidgen", VidGenZips))
+        },
     }

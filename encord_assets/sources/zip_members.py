@@ -8,6 +8,7 @@ CRC, so a corrupt upstream never reaches the layout.
 import shutil
 import stat
 import zipfile
+from typing import Callable
 
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.archive_names import member_name_problem
@@ -59,8 +60,10 @@ def copy_members(
     log: FetchLog,
     retry: RetryPolicy,
     archive: str,
+    before_member: Callable[[zipfile.ZipInfo], None] | None = None,
 ) -> None:
-    """Stage each wanted member (name -> targets); names not in `members`, or refused there, are unavailable."""
+    """Stage each wanted member (name -> targets); names not in `members`, or refused there, are unavailable.
+    `before_member(info)` runs before each member is read (to size the next ranged read)."""
     found = sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
     for name in wanted.keys() - members.keys():
         refusal = members.refused.get(name)
@@ -74,6 +77,8 @@ def copy_members(
         path = log.staging_path()
 
         def copy_one() -> None:
+            if before_member:
+                before_member(info)
             with zf.open(info) as member, open(path, "wb") as out:
                 shutil.copyfileobj(member, out, 1 << 20)
 

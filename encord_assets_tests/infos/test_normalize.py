@@ -128,3 +128,11 @@ def test_partition_keys_are_stable_and_shared_targets_share_a_shard(tmp_path):
     # the reference implementation so a change of hash is noticed
     expected = xxhash.xxh64_intdigest(b"shared/image/391895.jpg") % 16
     assert shard_1m[0] == f"{expected:03d}"
+
+
+def test_text_rows_keep_id_and_caption_and_bad_ones_are_rejected(tmp_path):
+    lines = ["encord_text_id,caption", '1,"A dog, running"', "x,not an id", "3,", "1,duplicate id"]
+    result = normalize(write(tmp_path, lines, "text.csv"), "text.csv", "e-mm1_1m", "text")
+    assert result.rows.collect().select("encord_text_id", "caption").rows() == [(1, "A dog, running")]
+    reasons = dict(result.rejects.select("infos_row", "reason").iter_rows())
+    assert reasons == {2: "not an integer", 3: "empty", 4: "duplicate id (an earlier row has the same id)"}

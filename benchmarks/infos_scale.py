@@ -1,0 +1,107 @@
+"""Peak memory and time of infos normalization on a large synthetic image.csv, against the
+guide's approach (pl.read_csv of the whole file), each in its own process.
+
+    uv run python benchmarks/infos_scale.py [--rows 5000000]
+
+The real E-MM1 image.csv is 613 MB; the default size here is about a third of it.
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+
+def make_csv(path: Path, rows: int) -> None:
+    """Realistic rows (COCO, ImageNet, Flickr30k, GCC), a few bad ones, written by polars."""
+    n = pl.int_range(0, rows, eager=True)
+    kind = n % 4
+    file_id = (
+        pl.when(kind == 0).then(n.cast(pl.String))
+        .when(kind == 1).then(pl.format("n{}_{}", (n % 1000 + 1440764).cast(pl.String).str.zfill(8), n))
+        .when(kind == 2).then((n + 1000000000).cast(pl.String))
+        .otherwise(pl.format("http://img{}.example.com/photos/2018/{}.jpg", n % 50, n))
+    )
+    source = pl.when(kind == 0).then(pl.lit("COCO")).when(kind == 1).then(pl.lit("ImageNet")).when(kind == 2).then(pl.lit("Flickr30k")).otherwise(pl.lit("Google Conceptual Captions"))
+    frame = pl.select(
+        encord_image_id=n,
+        source_dataset=source,
+        dataset_license=pl.lit("CC-BY-4.0"),
+        file_id=file_id,
+        file_name=pl.when(n % 100_000 == 7).then(pl.lit("../escape.jpg")).otherwise(pl.format("img_{}.jpg", n)),
+        save_folder=pl.when(n % 3 == 0).then(pl.lit("shared")).otherwise(pl.lit("e-mm1_100m_only")),
+    )
+    frame.write_csv(path)
+
+
+def sample_anonymous_peak(peak: dict) -> None:
+    """Peak RssAnon: memory the process holds, without the file pages the CSV reader maps."""
+    import threading
+
+    def sample() -> None:
+        while True:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        peak["anon"] = max(peak.get("anon", 0), int(line.split()[1]) // 1024)
+            time.sleep(0.005)
+
+    threading.Thread(target=sample, daemon=True).start()
+
+
+def ours(csv: str, out: str) -> None:
+    from encord_assets.infos.normalize import normalize
+
+    peak: dict = {}
+    sample_anonymous_peak(peak)
+    infos = normalize(Path(csv), "image.csv", "e-mm1_100m", "image")
+    infos.rows.sink_parquet(out)
+    time.sleep(0.02)
+    print(f"{(infos.rejects['kind'] == 'rejected').sum()} {peak['anon']}")
+
+
+def guide(csv: str, out: str) -> None:
+    peak: dict = {}
+    sample_anonymous_peak(peak)
+    frame = pl.read_csv(csv)
+    frame.write_parquet(out)
+    time.sleep(0.02)
+    print(f"0 {peak['anon']}")
+
+
+def measure(which: str, csv: Path, out: Path) -> tuple[float, float, int]:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, __file__, "--child", which, str(csv), str(out)], capture_output=True, text=True, check=True)
+    rejects, anonymous = result.stdout.split()
+    return time.monotonic() - started, float(anonymous), int(rejects)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=2_500_000)
+    parser.add_argument("--child", nargs=3)
+    args = parser.parse_args()
+    if args.child:
+        {"ours": ours, "guide": guide}[args.child[0]](*args.child[1:])
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "image.csv"
+        make_csv(csv, args.rows)
+        size_mb = csv.stat().st_size / 2**20
+        print(f"image.csv: {args.rows:,} rows, {size_mb:.0f} MB")
+        # ru_maxrss survives exec on Linux (it would report this parent's peak), so only RssAnon is shown.
+        print(f"{'approach':<36}{'seconds':>8}{'peak anon MB':>14}{'peak / file':>13}")
+        results = {}
+        for which, label in (("guide", "guide: pl.read_csv (eager)"), ("ours", "ours: lazy validate + sink_parquet")):
+            seconds, anonymous, rejects = measure(which, csv, Path(tmp) / f"{which}.parquet")
+            results[which] = anonymous
+            print(f"{label:<36}{seconds:>8.1f}{anonymous:>14.0f}{anonymous / size_mb:>12.2f}x")
+        print(f"rows rejected by ours: {rejects:,}; anonymous peak ours / guide: {results['ours'] / results['guide']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

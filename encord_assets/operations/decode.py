@@ -1,0 +1,67 @@
+"""Does a placed file decode as what its extension (or modality) says? Images with Pillow,
+clips with the ffmpeg binary from imageio-ffmpeg, point clouds with numpy."""
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import imageio_ffmpeg
+import numpy as np
+from PIL import Image
+
+CLIP_SUFFIXES = {".mp4", ".mpeg", ".mpg", ".m4a", ".webm", ".mkv", ".mov", ".mp3", ".wav", ".flac", ".ogg", ".opus", ".aac"}
+_TIME = re.compile(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+class Undecodable(Exception):
+    pass
+
+
+def decode_image(path: Path) -> dict:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return {"width": image.width, "height": image.height}
+    except Exception as error:  # noqa: BLE001 - Pillow raises many kinds for broken files
+        raise Undecodable(f"not a decodable image: {error}") from error
+
+
+def decode_clip(path: Path) -> dict:
+    """Decode every stream to null; the last progress time is the decoded duration."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-xerror", "-i", str(path), "-f", "null", "-"]
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    times = _TIME.findall(done.stderr)
+    if done.returncode != 0 or not times:
+        last = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise Undecodable(f"ffmpeg could not decode it (exit {done.returncode}): {last[0][:200]}")
+    hours, minutes, seconds = times[-1]
+    return {"duration": int(hours) * 3600 + int(minutes) * 60 + float(seconds)}
+
+
+def decode_npy(path: Path) -> dict:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as error:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError
+        raise Undecodable(f"not a loadable .npy array: {error}") from error
+    return {"shape": list(array.shape)}
+
+
+MODALITY_DECODERS: dict[str, Callable[[Path], dict]] = {
+    "image": decode_image,
+    "video": decode_clip,
+    "audio": decode_clip,
+    "points": decode_npy,
+}
+
+
+def decoder_for(path: Path, modality: str) -> Callable[[Path], dict] | None:
+    """By extension first (a source may place any kind of file), then by the row's modality."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return decode_npy
+    if suffix in CLIP_SUFFIXES:
+        return decode_clip
+    if suffix in Image.registered_extensions():
+        return decode_image
+    return MODALITY_DECODERS.get(modality)

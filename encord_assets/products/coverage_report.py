@@ -1,0 +1,78 @@
+"""The coverage report asset: the table `encord-assets status` prints, from the manifests on disk."""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from encord_assets.layout.paths import bookkeeping_dir, write_atomically
+from encord_assets.metadata import table_metadata
+from encord_assets.operations.exhausted import read_exhausted
+from encord_assets.products.coverage import coverage, problem_rows, unavailable_by_reason
+from encord_assets.settings import DataRoot
+from encord_assets.sources.registry import SOURCES
+
+
+def reports_dir(root: Path) -> Path:
+    return bookkeeping_dir(root) / "reports"
+
+
+def report_tables(root: Path) -> dict[str, pl.DataFrame]:
+    return {
+        "coverage": coverage(root),
+        "unavailable_by_reason": unavailable_by_reason(root),
+        "exhausted_partitions": read_exhausted(root).drop("manifest"),
+        "problems": problem_rows(root),
+    }
+
+
+def print_status(root: Path, problems_csv: Path | None = None) -> None:
+    """What `encord-assets status` prints: the tables of the coverage report asset."""
+    tables = report_tables(root)
+    with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(tables["coverage"])
+        for name in ("unavailable_by_reason", "exhausted_partitions"):
+            if tables[name].height:
+                print(f"\n{name.replace('_', ' ')}:\n{tables[name]}")
+    problems = tables["problems"]
+    print(f"\n{problems.height} row(s) unavailable or failed", end="")
+    if problems_csv:
+        problems.write_csv(problems_csv)
+        print(f"; listed with their reasons in {problems_csv}", end="")
+    print()
+
+
+def write_reports(root: Path) -> dict[str, pl.DataFrame]:
+    """Compute the report tables and write each as CSV under ROOT/_encord_assets/reports/."""
+    tables = report_tables(root)
+    for name, table in tables.items():
+        write_atomically(reports_dir(root) / f"{name}.csv", table.write_csv)
+    return tables
+
+
+@dg.asset(
+    group_name="reports",
+    kinds={"csv"},
+    # Lineage only: the report reads manifests from disk, never loads these assets.
+    deps=[spec.name for spec in SOURCES],
+    description=(
+        "Coverage per split, modality and source (rows, placed, already present, unavailable by reason, failed, "
+        "rejected, bytes on disk), partitions the retry sensor gave up on, and a CSV of every unavailable/failed row."
+    ),
+)
+def coverage_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    root = data_root.root_path
+    tables = write_reports(root)
+    table = tables["coverage"]
+    totals = {c: int(table[c].sum()) for c in table.columns if c not in ("split", "modality", "source")} if table.height else {}
+    context.log.info(f"coverage: {totals}")
+    return dg.MaterializeResult(
+        metadata={
+            **{f"total_{name}": value for name, value in totals.items()},
+            "coverage": table_metadata(table, limit=500),
+            "unavailable_by_reason": table_metadata(tables["unavailable_by_reason"], limit=500),
+            "exhausted_partitions": table_metadata(tables["exhausted_partitions"], limit=500),
+            "problems_rows": tables["problems"].height,
+            "problems_csv": dg.MetadataValue.path(str(reports_dir(root) / "problems.csv")),
+        }
+    )

@@ -1,0 +1,192 @@
+"""Ranged reads of files in Hugging Face dataset repositories, through huggingface_hub.
+
+`HfDatasetSource` is the base of every fetcher that reads a dataset repository: it builds
+an `HfFileSystem` for its own endpoint and token (passed explicitly, never read from the
+environment at import, and never logged), resolves its pinned revision to a commit, lists
+files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
+for parquet, a read-ahead sized to each zip member, or to a run of adjacent members)
+while counting every byte received into the partition's FetchLog. `copy_zip_members`
+stages chosen members of one remote zip.
+"""
+
+import fnmatch
+import re
+import zipfile
+from pathlib import PurePosixPath
+
+import dagster as dg
+import polars as pl
+from huggingface_hub import HfApi, HfFileSystem
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+from encord_assets.layout.outcomes import FetchLog
+from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
+from encord_assets.sources.zip_members import copy_members, index_members
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+# zipfile reads a member's 30-byte local header, its name and extra field, then the data:
+# a read-ahead of this much more than name + data covers the whole member in one request.
+LOCAL_HEADER_SLACK = 30 + 128
+
+
+def hf_url(repo_id: str, revision: str, path: str = "") -> str:
+    """`hf://datasets/ORG/NAME@REV/PATH`, the path HfFileSystem resolves."""
+    return f"hf://datasets/{repo_id}@{revision}/{path}".rstrip("/")
+
+
+def stem_of(member: str) -> str:
+    """`a/b/<stem>.jpg` -> `<stem>`: upstream files are named by the id E-MM1 calls file_id."""
+    return PurePosixPath(member).name.split(".", 1)[0]
+
+
+def targets_by(rows: pl.DataFrame, column: str = "file_id") -> dict[str, list[str]]:
+    """`column` value -> the targets (one or more save folders) that want it."""
+    wanted: dict[str, list[str]] = {}
+    for key, target in rows.select(column, "target").iter_rows():
+        wanted.setdefault(key, []).append(target)
+    return wanted
+
+
+def count_reads(file, log: FetchLog | None):
+    """Count, into `log`, every byte `file` (an fsspec buffered file) receives from upstream."""
+    if log is None:
+        return file
+    fetch = file.cache.fetcher
+
+    def counted(start: int, end: int) -> bytes:
+        data = fetch(start, end)
+        log.fetched(len(data))
+        return data
+
+    file.cache.fetcher = counted
+    return file
+
+
+def open_zip(file) -> zipfile.ZipFile:
+    """zipfile.ZipFile(file), keeping an HTTP error (a 404, say) rather than the BadZipFile that
+    zipfile reports for any OSError met while reading the end of the archive."""
+    try:
+        return zipfile.ZipFile(file)
+    except zipfile.BadZipFile as error:
+        if status_of(error.__context__ or error) is not None:
+            raise error.__context__ from None
+        raise
+
+
+def member_end(info: zipfile.ZipInfo) -> int:
+    return info.header_offset + LOCAL_HEADER_SLACK + len(info.filename.encode()) + info.compress_size
+
+
+def read_ahead_plan(infos: list[zipfile.ZipInfo], max_gap: int, max_span: int) -> dict[str, int]:
+    """Member name -> read-ahead (bytes from its local header) that covers it in one request,
+    together with the members right after it when they are (nearly) adjacent: a dense subset
+    then takes one request per run of members instead of one per member."""
+    plan: dict[str, int] = {}
+    run_end = next_start = None  # the run that starts with the member after this one
+    for info in sorted(infos, key=lambda i: i.header_offset, reverse=True):
+        end = member_end(info)
+        joins = run_end is not None and next_start - end <= max_gap and run_end - info.header_offset <= max_span
+        run_end, next_start = (run_end if joins else end), info.header_offset
+        plan[info.filename] = run_end - info.header_offset
+    return plan
+
+
+class HfDatasetSource(dg.ConfigurableResource):
+    """A dataset repository on the Hugging Face Hub (or anything that speaks its API)."""
+
+    repo_id: str
+    endpoint: str = DEFAULT_ENDPOINT
+    # secret: sent to the endpoint only, never logged or stored
+    token: str | None = None
+    # a branch, tag or commit; a commit sha makes runs reproducible
+    revision: str = "main"
+    attempts: int = 4
+    backoff_seconds: float = 0.5
+    threads: int = 4
+    # zip members closer than this are read together (one request per run of members)
+    coalesce_gap_bytes: int = 1 << 10
+    max_request_bytes: int = 64 << 20
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.attempts, self.backoff_seconds)
+
+    def filesystem(self) -> HfFileSystem:
+        # token=False, not None: never fall back to a token saved on this machine
+        return HfFileSystem(endpoint=self.endpoint.rstrip("/"), token=self.token or False, skip_instance_cache=True)
+
+    def api(self) -> HfApi:
+        return HfApi(endpoint=self.endpoint.rstrip("/"), token=self.token or False)
+
+    def index_revision(self) -> str:
+        """The commit the configured revision names (no request when it is already a commit)."""
+        if COMMIT_SHA.match(self.revision):
+            return self.revision
+        return self.retry.call(lambda: self.api().dataset_info(self.repo_id, revision=self.revision).sha)
+
+    def list_files(self, commit: str, pattern: str) -> list[tuple[str, int]]:
+        """(path, size) of the repository's files matching a glob `pattern`, in path order."""
+        folder = pattern.split("*", 1)[0].rpartition("/")[0] or None
+        entries = self.retry.call(
+            lambda: list(self.api().list_repo_tree(self.repo_id, folder, recursive=True, revision=commit, repo_type="dataset"))
+        )
+        return sorted((e.path, e.size) for e in entries if hasattr(e, "size") and fnmatch.fnmatch(e.path, pattern))
+
+    def open(self, fs: HfFileSystem, commit: str, path: str, size: int | None, log: FetchLog | None, **options):
+        """Open `path` at `commit` for ranged reads; a missing file is `Unavailable`."""
+        try:
+            file = fs.open(hf_url(self.repo_id, commit, path), "rb", size=size, **options)
+        except (FileNotFoundError, EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
+            raise Unavailable("not_found", f"{self.repo_id}@{commit}: {path} not found ({type(error).__name__})") from None
+        return count_reads(file, log)
+
+    def check_index(self, index: pl.DataFrame) -> str:
+        """The commit an index was built at; refuse one built at another pinned commit."""
+        commits = index["revision"].unique().to_list() if index.height else [self.index_revision()]
+        if COMMIT_SHA.match(self.revision) and commits != [self.revision]:
+            raise dg.Failure(
+                f"the index was built at {commits}, the revision setting is {self.revision}: materialize the index asset again"
+            )
+        return commits[0]
+
+    def copy_zip_members(
+        self,
+        fs: HfFileSystem,
+        commit: str,
+        path: str,
+        size: int | None,
+        wanted: dict[str, list[str]],
+        log: FetchLog,
+        max_member_bytes: int,
+    ) -> None:
+        """Stage the members of zip `path` whose stem is a key of `wanted`
+        (key -> targets): the central directory, then each member in one ranged read, in
+        archive order. Every target gets an outcome."""
+
+        def open_archive():
+            file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
+            try:
+                return file, open_zip(file)
+            except BaseException:
+                file.close()
+                raise
+
+        try:
+            file, zf = self.retry.call(open_archive)
+        except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
+            for targets in wanted.values():
+                for target in targets:
+                    record_error(log, target, error)
+            return
+        with file, zf:
+            members = index_members(zf, file.size, log, max_member_bytes)
+            names = {stem_of(name): name for name in members}
+            by_name = {names.get(key, key): targets for key, targets in wanted.items()}
+            plan = read_ahead_plan([members[n] for n in by_name if n in members], self.coalesce_gap_bytes, self.max_request_bytes)
+
+            def fit_read_ahead(info: zipfile.ZipInfo) -> None:
+                # fsspec's readahead cache fetches `blocksize` past each miss
+                file.cache.blocksize = plan[info.filename]
+
+            copy_members(zf, members, by_name, log, self.retry, f"{self.repo_id}/{path}", before_member=fit_read_ahead)

@@ -1,0 +1,132 @@
+"""ImageNet train images from `ILSVRC/imagenet-1k`'s parquet files, by row group.
+
+The guide reads only the first of the 294 parquet files. Here an index asset reads, for every
+file, only its footer and the `image.path` column chunks (`ParquetFile.read(columns=...)`
+over a `cache_type="none"` file: about 0.1% of the file) and records file, row group and row
+for each image id. A partition then reads, file by file, only the row groups that hold its
+images (the `image` column, nothing else) and writes each image's original JPEG bytes.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pyarrow.parquet as pq
+
+from encord_assets.layout.outcomes import FetchLog
+from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
+from encord_assets.sources.retry import record_error
+
+INDEX_SCHEMA = {
+    "file_id": pl.String,
+    "file": pl.String,
+    "file_size": pl.Int64,
+    "row_group": pl.Int64,
+    "row": pl.Int64,
+    "revision": pl.String,
+}
+
+
+class ImageNetParquet(HfDatasetSource):
+    """ImageNet images from the parquet files of a Hugging Face dataset repository."""
+
+    repo_id: str = "ILSVRC/imagenet-1k"
+    files: str = "data/train-*.parquet"
+    max_image_bytes: int = 64 << 20
+
+    def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
+        fs = self.filesystem()
+        files = self.list_files(revision, self.files)
+        counter = FetchLog(Path())  # counts bytes only; stages nothing
+        context.log.info(f"indexing the image.path column of {len(files)} parquet files of {self.repo_id}@{revision}")
+
+        def index_file(item: tuple[str, int]) -> pl.DataFrame:
+            path, size = item
+
+            def read() -> pl.DataFrame:
+                with self.open(fs, revision, path, size, counter, cache_type="none") as f:
+                    parquet = pq.ParquetFile(f)
+                    paths = parquet.read(columns=["image.path"]).column("image").combine_chunks().field("path")
+                    groups = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+                return pl.DataFrame(
+                    {
+                        "file_id": [stem_of(p) for p in paths.to_pylist()],
+                        "file": path,
+                        "file_size": size,
+                        "row_group": [g for g, n in enumerate(groups) for _ in range(n)],
+                        "row": [r for n in groups for r in range(n)],
+                        "revision": revision,
+                    },
+                    schema=INDEX_SCHEMA,
+                )
+
+            return self.retry.call(read)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            frames = list(pool.map(index_file, files))
+        index = pl.concat(frames) if frames else pl.DataFrame(schema=INDEX_SCHEMA)
+        metadata = {"files": len(files), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests}
+        return index.unique("file_id", keep="first", maintain_order=True), metadata
+
+    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
+        wanted = targets_by(rows)
+        found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
+        commit = self.check_index(found if found.height else index.head(1).collect())
+        for file_id in wanted.keys() - set(found["file_id"]):
+            for target in wanted[file_id]:
+                log.unavailable(target, "not_in_repo", f"{file_id} is in no {self.files} file of {self.repo_id}@{commit}")
+        fs = self.filesystem()
+        by_file = found.sort("file", "row_group", "row").partition_by("file", as_dict=True)
+        context.log.info(
+            f"reading {found.select('file', 'row_group').n_unique()} row group(s) of {len(by_file)} parquet file(s) for {found.height} images"
+        )
+
+        def read_file(item) -> None:
+            (path,), places = item
+            try:
+                self._read_row_groups(fs, commit, path, places, wanted, log)
+            except Exception as error:  # noqa: BLE001 - the file itself failed (not found, no footer)
+                fail(places, error, log, wanted)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(read_file, by_file.items()))
+
+    def _read_row_groups(self, fs, commit: str, path: str, places: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLog) -> None:
+        with self.open(fs, commit, path, places["file_size"][0], log, cache_type="none") as f:
+            parquet = self.retry.call(lambda: pq.ParquetFile(f))
+            for (group,), at in places.partition_by("row_group", as_dict=True, maintain_order=True).items():
+                try:
+                    images = self.retry.call(partial(parquet.read_row_group, group, columns=["image"]))
+                except Exception as error:  # noqa: BLE001 - a corrupt row group fails its rows only
+                    fail(at, error, log, wanted)
+                    continue
+                self._stage_rows(path, group, images.column("image").combine_chunks(), at, wanted, log)
+
+    def _stage_rows(self, path: str, group: int, images, at: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLog) -> None:
+        for file_id, row in at.select("file_id", "row").iter_rows():
+            first, *others = wanted[file_id]
+            image = images[row]
+            data = image["bytes"].as_py()
+            if stem_of(image["path"].as_py() or "") != file_id:
+                problem = ("index_mismatch", f"{path} row group {group} row {row} is not {file_id}: materialize the index again")
+            elif not data or len(data) > self.max_image_bytes:
+                problem = ("bad_image", f"{file_id} in {path} has {len(data or b'')} bytes")
+            else:
+                staged = log.staging_path()
+                staged.write_bytes(data)
+                log.staged(first, staged, len(data))
+                for target in others:
+                    log.staged_copy(target, first)
+                continue
+            for target in (first, *others):
+                log.unavailable(target, *problem)
+
+
+def fail(places: pl.DataFrame, error: Exception, log: FetchLog, wanted: dict[str, list[str]]) -> None:
+    """Record `error` for every target of `places` that has no outcome yet."""
+    for file_id in places["file_id"]:
+        for target in wanted[file_id]:
+            if not log.has_result(target):
+                record_error(log, target, error)

@@ -1,0 +1,85 @@
+"""VidGen-1M clips from the zips of `Fudan-FUXI/VIDGEN-1M` (member stem = `file_id`).
+
+An index asset reads every zip's central directory by Range (nothing else) and records
+which zip holds each clip. A partition then opens only the zips that hold its clips and
+reads each needed member in one ranged request, in archive order; a clip in no zip is
+`unavailable`.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from encord_assets.layout.outcomes import FetchLog
+from encord_assets.sources.archive_names import member_name_problem
+from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of, targets_by
+from encord_assets.sources.retry import record_error
+
+INDEX_SCHEMA = {
+    "file_id": pl.String,
+    "zip": pl.String,
+    "zip_size": pl.Int64,
+    "member": pl.String,
+    "member_size": pl.Int64,
+    "revision": pl.String,
+}
+
+
+class VidGenZips(HfDatasetSource):
+    """Video clips stored as members of many zips in a Hugging Face dataset repository."""
+
+    repo_id: str = "Fudan-FUXI/VIDGEN-1M"
+    files: str = "*.zip"
+    max_clip_bytes: int = 2 << 30
+
+    def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
+        fs = self.filesystem()
+        zips = self.list_files(revision, self.files)
+        counter = FetchLog(Path())  # counts bytes only; stages nothing
+        context.log.info(f"indexing the central directories of {len(zips)} zips of {self.repo_id}@{revision}")
+
+        def index_zip(item: tuple[str, int]) -> list[tuple]:
+            path, size = item
+
+            def read() -> list[tuple]:
+                with self.open(fs, revision, path, size, counter, cache_type="none") as f, open_zip(f) as zf:
+                    return [
+                        (stem_of(info.filename), path, size, info.filename, info.file_size, revision)
+                        for info in zf.infolist()
+                        if not info.is_dir() and not member_name_problem(info.filename)
+                    ]
+
+            return self.retry.call(read)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            entries = [entry for entries in pool.map(index_zip, zips) for entry in entries]
+        metadata = {"zips": len(zips), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests}
+        index = pl.DataFrame(entries, schema=INDEX_SCHEMA, orient="row")
+        return index.unique("file_id", keep="first", maintain_order=True), metadata
+
+    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
+        wanted = targets_by(rows)
+        found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
+        commit = self.check_index(found if found.height else index.head(1).collect())
+        for file_id in wanted.keys() - set(found["file_id"]):
+            for target in wanted[file_id]:
+                log.unavailable(target, "not_in_repo", f"{file_id} is in no zip of {self.repo_id}@{commit}")
+        fs = self.filesystem()
+        by_zip = found.sort("zip").partition_by("zip", as_dict=True, maintain_order=True)
+        context.log.info(f"reading {found.height} clips from {len(by_zip)} zip(s)")
+
+        def read_zip(item) -> None:
+            (path,), members = item
+            clips = {file_id: wanted[file_id] for file_id in members["file_id"]}
+            try:
+                self.copy_zip_members(fs, commit, path, members["zip_size"][0], clips, log, self.max_clip_bytes)
+            except Exception as error:  # noqa: BLE001 - every row gets an outcome
+                for targets in clips.values():
+                    for target in targets:
+                        if not log.has_result(target):
+                            record_error(log, target, error)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(read_zip, by_zip.items()))
