@@ -10,15 +10,24 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from encord_assets.operations.instance import install_instance_yaml
 
 from encord_assets.demo import normalized_rows
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
-from encord_assets.instance import ensure_instance_config
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import build_content
 from encord_assets.sources.registry import SOURCES
 from encord_assets_tests.conftest import start_mirror
-from encord_assets_tests.reliability.support import FETCHERS, layout_files, pack_infos, partitions_of, settle, specs_of
+from encord_assets_tests.reliability.support import (
+    FETCHERS,
+    TESTED_SPECS,
+    layout_files,
+    pack_infos,
+    partitions_of,
+    prepare,
+    settle,
+    specs_of,
+)
 
 
 @dataclass
@@ -45,7 +54,7 @@ def packed(tmp_path_factory) -> Packed:
     build_content(rows, content_dir)
     root = base / "reference_root"
     home = Path(tempfile.mkdtemp(prefix="encord_reference_home_", dir="/dev/shm" if Path("/dev/shm").is_dir() else base))
-    ensure_instance_config(home)
+    install_instance_yaml(home)
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith(("ENCORD_", "COCO_", "YOUTUBE_")):
@@ -58,7 +67,7 @@ def packed(tmp_path_factory) -> Packed:
         try:
             with dg.DagsterInstance.get() as instance:
                 materializer = Materializer(instance)
-                materializer.infos()
+                prepare(materializer, TESTED_SPECS)
                 partitions = {f: partitions_of(materializer, root, specs_of(f)) for f in FETCHERS}
                 settle(materializer, root, [p for f in FETCHERS for p in partitions[f]], max_rounds=1)
         finally:

@@ -16,6 +16,7 @@ from encord_assets.sources.registry import SOURCES, SourceSpec
 
 # Every fetcher of the registry whose upstream the mirror emulates: sources merged later are covered as is.
 FETCHERS = sorted({spec.fetcher for spec in SOURCES if spec.fetcher in UPSTREAMS})
+TESTED_SPECS = [spec for spec in SOURCES if spec.fetcher in FETCHERS]
 
 # Short client timeouts and backoffs per fetcher (a fetcher not listed keeps its defaults: the mirror's
 # stalls are short, so it still finishes, only slower). Each entry is one variant of the fetcher to run.
@@ -45,6 +46,13 @@ def specs_of(fetcher: str) -> list[SourceSpec]:
 
 def modalities_of(specs: list[SourceSpec]) -> list[str]:
     return sorted({spec.modality for spec in specs})
+
+
+def prepare(materializer, specs: list[SourceSpec]) -> None:
+    """Materialize what the source assets of `specs` read: their infos assets and their index assets."""
+    materializer.infos(*modalities_of(specs))
+    for index in sorted({spec.index for spec in specs if spec.index}):
+        materializer.run(index, raise_on_error=True)
 
 
 def partitions_of(materializer, root: Path, specs: list[SourceSpec]) -> list[tuple[str, str]]:

@@ -8,18 +8,18 @@ import polars as pl
 from encord_assets.layout.paths import manifest_path
 from encord_assets_tests.reliability.support import (
     FETCHERS,
+    TESTED_SPECS,
     layout_files,
     manifest,
-    modalities_of,
+    prepare,
     sha256_file,
-    specs_of,
     staging_leftovers,
     start_materialize,
 )
 
 
 def test_two_runs_of_one_partition_at_once(packed, packed_mirror, materializer, root, tmp_path):
-    materializer.infos(*sorted({m for f in FETCHERS for m in modalities_of(specs_of(f))}))
+    prepare(materializer, TESTED_SPECS)
     # one partition per fetcher, each run twice at once; latency keeps the two runs overlapping
     partitions = [max(packed.partitions[f], key=lambda p: packed.rows.filter(pl.col("source") == p[0]).height) for f in FETCHERS]
     packed_mirror.set_faults(0.0, latency_seconds=0.2)

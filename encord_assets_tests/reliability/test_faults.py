@@ -9,7 +9,7 @@ from encord_assets_tests.reliability.support import (
     fetcher_variants,
     layout_files,
     manifest,
-    modalities_of,
+    prepare,
     settle,
     specs_of,
     staging_leftovers,
@@ -24,7 +24,7 @@ def test_transient_faults_end_with_every_row_placed(fetcher, settings, packed, p
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     materializer = Materializer(materializer.instance)  # the settings are read when definitions are built
-    materializer.infos(*modalities_of(specs_of(fetcher)))
+    prepare(materializer, specs_of(fetcher))
     partitions = packed.partitions[fetcher]
     wanted = packed.rows.filter(pl.col("source").is_in([asset for asset, _ in partitions]))
 

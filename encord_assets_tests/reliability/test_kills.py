@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from encord_assets.layout.paths import staging_root
 from encord_assets_tests.reliability.support import (
     FETCHERS,
+    TESTED_SPECS,
     layout_files,
     manifest,
-    modalities_of,
-    specs_of,
+    prepare,
     staging_leftovers,
     start_materialize,
 )
@@ -51,7 +51,7 @@ def check_layout(root, reference) -> None:
 
 
 def test_sigkill_at_random_moments_then_rerun(packed, packed_mirror, materializer, root, tmp_path):
-    materializer.infos(*sorted({m for f in FETCHERS for m in modalities_of(specs_of(f))}))
+    prepare(materializer, TESTED_SPECS)
     packed_mirror.set_faults(0.0, latency_seconds=LATENCY_SECONDS)
     chains = {fetcher: packed.partitions[fetcher] for fetcher in FETCHERS}
     per_chain = -(-KILL_POINTS // len(chains))

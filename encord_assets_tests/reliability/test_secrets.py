@@ -4,7 +4,13 @@ or errors, even when every fetcher fails and retries (the real CLI, its output a
 import os
 import uuid
 
-from encord_assets_tests.reliability.support import FAST_SETTINGS, FETCHERS, modalities_of, specs_of, start_materialize
+from encord_assets_tests.reliability.support import (
+    FAST_SETTINGS,
+    FETCHERS,
+    TESTED_SPECS,
+    prepare,
+    start_materialize,
+)
 
 
 def test_secrets_never_leak(packed, packed_mirror, materializer, root, dagster_home, tmp_path, capfd):
@@ -16,7 +22,7 @@ def test_secrets_never_leak(packed, packed_mirror, materializer, root, dagster_h
     env = {**os.environ, "YOUTUBE_COOKIES_FILE": str(cookies), "HF_TOKEN": token}
     for variants in FAST_SETTINGS.values():  # short timeouts, and few attempts so that rows fail
         env |= {name: "2" if name.endswith("ATTEMPTS") else value for name, value in next(iter(variants.values())).items()}
-    materializer.infos(*sorted({m for f in FETCHERS for m in modalities_of(specs_of(f))}))
+    prepare(materializer, TESTED_SPECS)
     # faults on half of the requests: retries, failed rows and failed runs all write messages somewhere
     packed_mirror.set_faults(0.5, retry_after=0.1, stall_seconds=1.2, seed=3)
     processes = []
