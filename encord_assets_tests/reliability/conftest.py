@@ -10,12 +10,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from encord_assets.operations.instance import install_instance_yaml
 
 from encord_assets.demo import normalized_rows
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import build_content
+from encord_assets.operations.instance import install_instance_yaml
 from encord_assets.sources.registry import SOURCES
 from encord_assets_tests.conftest import start_mirror
 from encord_assets_tests.reliability.support import (

@@ -107,20 +107,15 @@ def settle(materializer, root: Path, partitions: list[tuple[str, str]], max_roun
     raise AssertionError(f"still failing after {max_rounds} rounds: {todo}")
 
 
-# The step runs in the CLI's own process: a step subprocess would double the ~4 s of imports per run.
-IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
+def materialize_command(asset: str, partition: str) -> list[str]:
+    return ["dagster", "asset", "materialize", "-m", "encord_assets.definitions", "--select", asset, "--partition", partition]
 
 
-def materialize_command(asset: str, partition: str, in_process: bool = True) -> list[str]:
-    command = ["dagster", "asset", "materialize", "-m", "encord_assets.definitions", "--select", asset, "--partition", partition]
-    return command + (["--config-json", IN_PROCESS] if in_process else [])
-
-
-def start_materialize(asset: str, partition: str, log_path: Path, env: dict | None = None, in_process: bool = True) -> subprocess.Popen:
-    """The real CLI in its own process group, so a kill takes its children (step process, ffmpeg) too."""
+def start_materialize(asset: str, partition: str, log_path: Path, env: dict | None = None) -> subprocess.Popen:
+    """The real CLI in its own process group, so a kill takes its children (ffmpeg) too."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            materialize_command(asset, partition, in_process),
+            materialize_command(asset, partition),
             start_new_session=True,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -24,11 +24,11 @@ KILL_POINTS = 10
 LATENCY_SECONDS = 0.25
 
 
-def kill_at_random_moment(root, asset, key, log_path, rng, env, in_process) -> str:
+def kill_at_random_moment(root, asset, key, log_path, rng, env) -> str:
     """Start the CLI, wait until its run has a staging folder, SIGKILL it a random moment later."""
     staging = staging_root(root, asset, key)
     before = set(staging.iterdir()) if staging.exists() else set()
-    process = start_materialize(asset, key, log_path, env, in_process)
+    process = start_materialize(asset, key, log_path, env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
@@ -68,8 +68,7 @@ def test_sigkill_at_random_moments_then_rerun(packed, packed_mirror, materialize
             if killed == per_chain:
                 break
             asset, key = partitions[point % len(partitions)]
-            # the first run of a chain with Dagster's default executor: the step in a child process
-            what = kill_at_random_moment(root, asset, key, tmp_path / f"{fetcher}.log", rng, env, in_process=point > 0)
+            what = kill_at_random_moment(root, asset, key, tmp_path / f"{fetcher}.log", rng, env)
             killed += what == "killed"
             with lock:
                 check_layout(root, packed.reference)

@@ -4,6 +4,7 @@ or errors, even when every fetcher fails and retries (the real CLI, its output a
 import os
 import uuid
 
+from encord_assets.sources.resources import fetcher_resources
 from encord_assets_tests.reliability.support import (
     FAST_SETTINGS,
     FETCHERS,
@@ -35,6 +36,8 @@ def test_secrets_never_leak(packed, packed_mirror, materializer, root, dagster_h
     assert packed_mirror.stats()["faults_injected"] > 0
     if "youtube" in FETCHERS:
         assert any(cookie in headers for headers in seen), "the cookies were not sent upstream"
+    if any("token" in type(resource).model_fields for resource in fetcher_resources().values()):
+        assert any(token in headers for headers in seen), "the token was not sent upstream"
     leaks = []
     for folder in (root, dagster_home, tmp_path):
         for path in folder.rglob("*"):
