@@ -30,7 +30,7 @@ def test_two_runs_of_one_partition_at_once(packed, packed_mirror, materializer, 
     codes = [(asset, process.wait()) for asset, key, process in processes]
     assert all(code == 0 for _, code in codes), [(a, (tmp_path / f"{a}-0.log").read_text()[-2000:]) for a, c in codes if c]
 
-    wanted = packed.rows.filter(pl.col("source").is_in([a for a, _ in partitions]) & pl.col("partition_key").is_in([k for _, k in partitions]))
+    wanted = packed.rows.join(pl.DataFrame(partitions, schema=["source", "partition_key"], orient="row"), on=["source", "partition_key"])
     files = layout_files(root)
     assert files == {t: packed.reference[t] for t in wanted["target"]}
     for asset, key in partitions:
