@@ -7,7 +7,6 @@ import polars as pl
 
 from encord_assets.layout.paths import manifest_path
 from encord_assets_tests.reliability.support import (
-    FETCHERS,
     TESTED_SPECS,
     layout_files,
     manifest,
@@ -20,8 +19,10 @@ from encord_assets_tests.reliability.support import (
 
 def test_two_runs_of_one_partition_at_once(packed, packed_mirror, materializer, root, tmp_path):
     prepare(materializer, TESTED_SPECS)
-    # one partition per fetcher, each run twice at once; latency keeps the two runs overlapping
-    partitions = [max(packed.partitions[f], key=lambda p: packed.rows.filter(pl.col("source") == p[0]).height) for f in FETCHERS]
+    # one partition each, run twice at once; latency keeps the two runs overlapping
+    # one fetcher per pool (http, youtube, huggingface): the placement under test is shared by all fetchers
+    fetchers = {spec.pool: spec.fetcher for spec in reversed(TESTED_SPECS)}.values()
+    partitions = [max(packed.partitions[f], key=lambda p: packed.rows.filter(pl.col("source") == p[0]).height) for f in sorted(fetchers)]
     packed_mirror.set_faults(0.0, latency_seconds=0.2)
     env = {**os.environ, "COCO_THREADS": "2", "YOUTUBE_THREADS": "2"}
     processes = [
