@@ -98,7 +98,9 @@ class DatasetIOManager(dg.ConfigurableIOManager):
             write_atomically(path, manifest.write_parquet)
         except (OSError, pl.exceptions.ComputeError) as error:  # polars reports a full disk as a ComputeError
             raise dg.Failure(
-                description=f"could not write the manifest {path}: {error}; the files placed so far are found by the next run"
+                description=f"could not write the manifest {path}: {error}; the files placed so far are found by the next run",
+                # a full disk is not freed by an immediate step retry; the retry sensor re-runs the partition later
+                allow_retries=False,
             ) from error
         finally:
             shutil.rmtree(fetch.log.staging_dir, ignore_errors=True)
