@@ -11,5 +11,6 @@ def table_metadata(frame: pl.DataFrame, limit: int = 50) -> dg.TableMetadataValu
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name, _TYPES.get(dtype, "string")) for name, dtype in shown.schema.items()]
     )
-    records = [dg.TableRecord({k: v for k, v in row.items() if v is not None}) for row in shown.iter_rows(named=True)]
+    # Dagster wants the same fields in every record: a missing value (a file-level reject has no row) is shown empty
+    records = [dg.TableRecord({k: "" if v is None else v for k, v in row.items()}) for row in shown.iter_rows(named=True)]
     return dg.MetadataValue.table(records, schema)

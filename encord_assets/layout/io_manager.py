@@ -94,8 +94,16 @@ class DatasetIOManager(dg.ConfigurableIOManager):
         results = pl.concat([fetch.prior, pl.DataFrame(placed, schema=RESULT_SCHEMA)])
         manifest = build_manifest(fetch, results)
         path = manifest_path(root, fetch.asset_name, fetch.partition_key)
-        write_atomically(path, manifest.write_parquet)
-        shutil.rmtree(fetch.log.staging_dir, ignore_errors=True)
+        try:
+            write_atomically(path, manifest.write_parquet)
+        except (OSError, pl.exceptions.ComputeError) as error:  # polars reports a full disk as a ComputeError
+            raise dg.Failure(
+                description=f"could not write the manifest {path}: {error}; the files placed so far are found by the next run",
+                # a full disk is not freed by an immediate step retry; the retry sensor re-runs the partition later
+                allow_retries=False,
+            ) from error
+        finally:
+            shutil.rmtree(fetch.log.staging_dir, ignore_errors=True)
 
         counts = summarize(manifest)
         new = results.filter(pl.col("outcome") == Outcome.PLACED.value)

@@ -23,6 +23,10 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 FAULT_KINDS = ("429", "500", "503", "reset", "truncate", "stall")
+# answers (Mirror.answer) from a hostile upstream: Content-Length that lies either way, a redirect to
+# itself, a body that never ends (no Content-Length; stops at ENDLESS_LIMIT bytes)
+HOSTILE = ("short_length", "long_length", "redirect_loop", "endless")
+ENDLESS_LIMIT = 8 << 30
 CONTROL = "/_mirror/"
 
 
@@ -54,7 +58,7 @@ class MirrorState:
     def __init__(self, content_dir: Path):
         self.content_dir = Path(content_dir)
         self.routes: list[tuple[str, Route]] = []
-        self.answers: dict[str, int | str] = {}  # path -> forced status, or "garbage"
+        self.answers: dict[str, int | str] = {}  # path -> forced status, "garbage" or one of HOSTILE
         self.faults = Faults()
         self._random = random.Random(0)
         self.lock = threading.Lock()
@@ -180,6 +184,8 @@ class MirrorHandler(BaseHTTPRequestHandler):
                 return self.send(Reply(200, b"\x00garbage, not what you asked for\xff" * 8), head)
             if isinstance(forced, int):
                 return self.send(Reply(forced, f"forced {forced}\n".encode()), head)
+            if forced in HOSTILE:
+                return self._hostile(forced, path)
             reply = self._route(path)
             return self.send(reply, head, truncate=fault == "truncate")
         except (BrokenPipeError, ConnectionResetError):
@@ -195,6 +201,31 @@ class MirrorHandler(BaseHTTPRequestHandler):
         if file.is_file() and file.is_relative_to(self.state.content_dir.resolve()):
             return Reply(200, file)
         return Reply(404, b"not found\n")
+
+    def _hostile(self, kind: str, path: str) -> None:
+        """A redirect to itself, or a lying or endless answer (the connection is closed after those)."""
+        if kind == "redirect_loop":
+            self.send_response(302)
+            self.send_header("Location", path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.close_connection = True
+        body = self._route(path).body
+        body = body.read_bytes() if isinstance(body, Path) else body
+        self.send_response(200)
+        if kind != "endless":
+            # short_length announces half of the body and sends all of it; long_length the reverse
+            self.send_header("Content-Length", str(len(body) // 2 if kind == "short_length" else len(body) * 2))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if kind != "endless":
+            self.wfile.write(body)
+            return
+        chunk = random.Random(0).randbytes(1 << 16)
+        for _ in range(ENDLESS_LIMIT // len(chunk)):  # endless for any sane client: it must hang up first
+            self.wfile.write(chunk)
+            self.state.count(path, len(chunk), request=False)
 
     def _reset(self) -> None:
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

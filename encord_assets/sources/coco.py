@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 import remotezip
 import requests
+from PIL import Image
 
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.http import download, new_session
@@ -41,6 +42,19 @@ class CountingFetcher(remotezip.RemoteFetcher):
             response.close()
             raise remotezip.RangeNotSupported("the server does not support Range requests")
         return response.raw, response.headers["Content-Range"]
+
+
+class IncompleteImage(Exception):
+    """The body is not a whole image: a cut transfer or a lying Content-Length (transient: a retry may get it whole)."""
+
+
+def check_image(path, url: str) -> None:
+    """A single GET has no checksum (the zip's members have CRCs): decode the image to know it is whole."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise IncompleteImage(f"{url} did not send a whole image: {error}") from None
 
 
 def coco_member(file_id: str, split: str) -> str:
@@ -107,8 +121,14 @@ class CocoImages(dg.ConfigurableResource):
             file_id, (first, *others) = item
             path = log.staging_path()
             url = self.image_url(file_id)
+
+            def get() -> int:
+                size = download(session, url, path, log, self.timeout_seconds, self.max_image_bytes)
+                check_image(path, url)
+                return size
+
             try:
-                size = retry.call(lambda: download(session, url, path, log, self.timeout_seconds, self.max_image_bytes))
+                size = retry.call(get)
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
                 path.unlink(missing_ok=True)
                 for target in (first, *others):

@@ -11,6 +11,7 @@ CHUNK = 1 << 20
 def new_session(user_agent: str) -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = user_agent
+    session.max_redirects = 10  # real upstreams redirect once or twice (HF: to its CDN); more is a loop
     return session
 
 

@@ -18,6 +18,9 @@ def fetcher_resources() -> dict:
             base_url=setting("COCO_BASE_URL", "http://images.cocodataset.org"),
             method=setting("COCO_METHOD", "auto"),
             threads=setting("COCO_THREADS", 8),
+            timeout_seconds=setting("COCO_TIMEOUT_SECONDS", 60.0),
+            attempts=setting("COCO_ATTEMPTS", 4),
+            backoff_seconds=setting("COCO_BACKOFF_SECONDS", 0.5),
         ),
         "youtube": YoutubeClips(
             url_template=setting("YOUTUBE_URL_TEMPLATE", DEFAULT_URL_TEMPLATE),

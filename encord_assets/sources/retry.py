@@ -1,5 +1,6 @@
 """Classify upstream errors as permanent or transient, and retry transient ones with backoff."""
 
+import errno
 import random
 import time
 import zipfile
@@ -50,9 +51,14 @@ def classify(error: BaseException) -> Verdict:
     if isinstance(error, Unavailable):
         return Verdict(False, error.error_class, str(error))
     status = status_of(error)
+    if status is not None and 300 <= status < 400:
+        # a client gives up on redirects only when they loop (or chain past its limit): retrying loops again
+        return Verdict(False, "redirect_loop", f"HTTP {status} redirects without end: {error}")
     if status is not None:
         kind = "http_%d" % status
         return Verdict(status not in PERMANENT_STATUS, kind, f"HTTP {status}: {error}", retry_after_of(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return Verdict(True, "disk_full", f"no space left on the device of ROOT while staging: {error}")
     if isinstance(error, zipfile.BadZipFile):
         return Verdict(True, "corrupt_archive", str(error))
     # Resets, timeouts, truncated bodies and anything unknown are worth another try.
@@ -76,7 +82,8 @@ class RetryPolicy:
                 return action()
             except Exception as error:  # noqa: BLE001 - classified below, re-raised when final
                 verdict = classify(error)
-                if not verdict.transient or attempt == self.attempts - 1:
+                # a full disk stays full for seconds: the partition fails and is re-run later
+                if not verdict.transient or verdict.error_class == "disk_full" or attempt == self.attempts - 1:
                     raise
                 wait = self.delay(attempt, verdict.retry_after)
                 if on_retry:

@@ -8,6 +8,7 @@ and yt-dlp's errors become outcomes: 404/403/private/removed/unsupported/undecod
 end as `failed`. A bot check or a 429 also pauses every YouTube download on this ROOT.
 """
 
+import math
 import re
 import shutil
 import tempfile
@@ -55,7 +56,7 @@ class BrokenMedia(Exception):
     """ffmpeg could not cut the clip, or the clip fails the check.
 
     A network fault in the middle of ffmpeg's read looks the same as broken media, so this is
-    retried; only when every attempt ends this way is the clip `unavailable`.
+    retried; only when every attempt ends this same way is the clip `unavailable`.
     """
 
     def __init__(self, error_class: str, message: str):
@@ -168,14 +169,22 @@ class YoutubeClips(dg.ConfigurableResource):
         def fetch_clip(item: tuple[tuple[str, float, float], list[str]]) -> None:
             (youtube_id, start, end), (first, *others) = item
             out = log.staging_path().with_suffix(".mp4")
+            earlier: list[tuple[str, str]] = []
+
+            def retrying(verdict: Verdict, wait: float) -> None:
+                earlier.append((verdict.error_class, verdict.message))
+                on_retry(youtube_id, verdict, wait)
+
             try:
-                size = retry.call(
-                    lambda: self._cut(youtube_id, start, end, modality, out, ffmpeg, cooldown, log),
-                    on_retry=lambda verdict, wait: on_retry(youtube_id, verdict, wait),
-                )
-            except BrokenMedia as error:  # every attempt: the media itself is the problem
+                size = retry.call(lambda: self._cut(youtube_id, start, end, modality, out, ffmpeg, cooldown, log), on_retry=retrying)
+            except BrokenMedia as error:
+                # Broken media breaks the same way every time; network faults in ffmpeg's reads vary.
+                same = all(seen == (BrokenMedia.__name__, str(error)) for seen in earlier)
                 for target in (first, *others):
-                    log.unavailable(target, error.error_class, str(error))
+                    if same:
+                        log.unavailable(target, error.error_class, str(error))
+                    else:
+                        log.failed(target, error.error_class, f"{error} (earlier attempts failed differently: a faulty read)")
                 return
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
                 for target in (first, *others):
@@ -195,6 +204,18 @@ class YoutubeClips(dg.ConfigurableResource):
             "merge_output_format": "mp4",
             "download_ranges": download_range_func(None, [(start, end)]),
             "force_keyframes_at_cuts": True,
+            "external_downloader_args": {
+                # ffmpeg reads the video itself: it rides out resets, truncated bodies and 5xx by
+                # reconnecting at the offset it reached, and gives up on a stalled read
+                "ffmpeg_i": [
+                    "-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_on_http_error", "429,5xx",
+                    "-reconnect_max_retries", str(self.attempts), "-reconnect_delay_max", str(math.ceil(self.backoff_seconds * 4)),
+                    "-rw_timeout", str(int(self.socket_timeout_seconds * 1_000_000)),
+                ],
+                # and a read that still fails is an error, not the end of the input: without this,
+                # ffmpeg writes a clip cut from what it got, which can pass the duration check
+                "ffmpeg_o": ["-xerror"],
+            },
             "ffmpeg_location": ffmpeg,
             "cookiefile": cookies,
             "socket_timeout": self.socket_timeout_seconds,

@@ -6,6 +6,7 @@ CRC, so a corrupt upstream never reaches the layout.
 """
 
 import shutil
+import stat
 import zipfile
 from typing import Callable
 
@@ -14,37 +15,63 @@ from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.retry import RetryPolicy, record_error
 
 
-def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLog, max_member_bytes: int) -> dict[str, zipfile.ZipInfo]:
-    """Name -> ZipInfo of the members that are safe to read; refused ones are counted in the log."""
-    usable = {}
+def member_problem(info: zipfile.ZipInfo, archive_size: int, max_member_bytes: int) -> tuple[str, str] | None:
+    """(note, reason) when a member must not be read; None for a plain file that fits the archive and the limit."""
+    if problem := member_name_problem(info.filename):
+        return "refused_unsafe_members", f"unsafe member name: {problem}"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "refused_unsafe_members", "the member is a symbolic link"
+    if info.header_offset + info.compress_size > archive_size:
+        return "refused_oversized_members", (
+            f"the central directory claims {info.compress_size} bytes at offset {info.header_offset}, beyond the {archive_size}-byte archive"
+        )
+    if info.file_size > max_member_bytes:
+        return "refused_oversized_members", f"the member claims {info.file_size} bytes, over the {max_member_bytes}-byte limit"
+    return None
+
+
+class Members(dict[str, zipfile.ZipInfo]):
+    """Name -> ZipInfo of the members that are safe to read; `refused` says why each other one is not."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused: dict[str, str] = {}
+
+
+def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLog, max_member_bytes: int) -> Members:
+    """The members that are safe to read; refused ones are counted in the log."""
+    members = Members()
     for info in zf.infolist():
         if info.is_dir():
             continue
-        if member_name_problem(info.filename):
-            log.note("refused_unsafe_members")
-            continue
-        if info.header_offset + info.compress_size > archive_size or info.file_size > max_member_bytes:
-            log.note("refused_oversized_members")
-            continue
-        usable[info.filename] = info
-    return usable
+        problem = member_problem(info, archive_size, max_member_bytes)
+        if problem:
+            log.note(problem[0])
+            members.refused[info.filename] = problem[1]
+        else:
+            members[info.filename] = info
+    return members
 
 
 def copy_members(
     zf: zipfile.ZipFile,
-    members: dict[str, zipfile.ZipInfo],
+    members: Members,
     wanted: dict[str, list[str]],
     log: FetchLog,
     retry: RetryPolicy,
     archive: str,
     before_member: Callable[[zipfile.ZipInfo], None] | None = None,
 ) -> None:
-    """Stage each wanted member (name -> targets); names not in `members` are unavailable.
+    """Stage each wanted member (name -> targets); names not in `members`, or refused there, are unavailable.
     `before_member(info)` runs before each member is read (to size the next ranged read)."""
     found = sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
     for name in wanted.keys() - members.keys():
+        refusal = members.refused.get(name)
         for target in wanted[name]:
-            log.unavailable(target, "not_in_archive", f"{name} is not a member of {archive}")
+            if refusal is None:
+                log.unavailable(target, "not_in_archive", f"{name} is not a member of {archive}")
+            else:
+                log.unavailable(target, "refused_member", f"{name} in {archive}: {refusal}")
     for info in found:
         first, *others = wanted[info.filename]
         path = log.staging_path()
