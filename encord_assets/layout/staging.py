@@ -3,6 +3,7 @@
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -39,10 +40,19 @@ def fresh_staging_dir(root: Path, asset_name: str, partition_key: str, run_id: s
         for leftover in base.iterdir():
             if leftover.name == run_id:
                 continue
+            if leftover.name.startswith("."):  # a folder being set up (below) by another run
+                if time.time() - leftover.stat().st_mtime > 60:
+                    shutil.rmtree(leftover, ignore_errors=True)
+                continue
             run = instance.get_run_by_id(leftover.name)
             if run is None or run.is_finished or not _owner_alive(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
     folder = base / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+    if not folder.is_dir():
+        # The owner file is in place before the folder appears, so a run of the same partition
+        # starting meanwhile never takes this folder for a dead run's leftovers.
+        building = base / f".{run_id}.{os.getpid()}"
+        building.mkdir(parents=True, exist_ok=True)
+        (building / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+        os.replace(building, folder)
     return folder

@@ -48,7 +48,7 @@ def packed(tmp_path_factory) -> Packed:
     for modality in ("video", "audio"):
         (infos_dir / "e-mm1_100m" / "infos" / f"{modality}.csv").unlink()
     pack_infos(infos_dir)
-    names = [spec.name for spec in SOURCES if spec.fetcher in FETCHERS]
+    names = [spec.name for spec in TESTED_SPECS]
     rows = normalized_rows(infos_dir).filter(pl.col("source").is_in(names))
     content_dir = base / "mirror"
     build_content(rows, content_dir)

@@ -15,8 +15,10 @@ from encord_assets.mirror.build import UPSTREAMS
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
 # Every fetcher of the registry whose upstream the mirror emulates: sources merged later are covered as is.
-FETCHERS = sorted({spec.fetcher for spec in SOURCES if spec.fetcher in UPSTREAMS})
-TESTED_SPECS = [spec for spec in SOURCES if spec.fetcher in FETCHERS]
+# Sources that locate their rows at run time (Objaverse: 160 archives, no id mapping) are held to
+# these promises by their own tests (encord_assets_tests/sources/test_openshape.py).
+TESTED_SPECS = [spec for spec in SOURCES if spec.fetcher in UPSTREAMS and not spec.locates_rows]
+FETCHERS = sorted({spec.fetcher for spec in TESTED_SPECS})
 
 # Short client timeouts and backoffs per fetcher (a fetcher not listed keeps its defaults: the mirror's
 # stalls are short, so it still finishes, only slower). Each entry is one variant of the fetcher to run.
@@ -41,7 +43,7 @@ def fetcher_variants() -> list[tuple[str, str, dict[str, str]]]:
 
 
 def specs_of(fetcher: str) -> list[SourceSpec]:
-    return [spec for spec in SOURCES if spec.fetcher == fetcher]
+    return [spec for spec in TESTED_SPECS if spec.fetcher == fetcher]
 
 
 def modalities_of(specs: list[SourceSpec]) -> list[str]:
