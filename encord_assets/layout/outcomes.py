@@ -58,6 +58,13 @@ class FetchLog:
     def staged(self, target: str, path: Path, expected_size: int | None = None) -> None:
         self._record(target, outcome="staged", staged_path=str(path), expected_size=expected_size)
 
+    def staged_all(self, targets: list[str], path: Path, expected_size: int | None = None) -> None:
+        """Stage one fetched file for several targets (rows sharing an upstream file): local copies."""
+        first, *others = targets
+        self.staged(first, path, expected_size)
+        for target in others:
+            self.staged_copy(target, first)
+
     def staged_copy(self, target: str, staged_target: str) -> None:
         """Stage `target` as a local copy of what was already staged for `staged_target`."""
         source = self._results[staged_target]

@@ -104,9 +104,7 @@ class CocoImages(dg.ConfigurableResource):
                 lambda: remotezip.RemoteZip(self.zip_url, initial_buffer_size=256, session=session, fetcher=fetcher)
             )
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
-            for targets in wanted.values():
-                for target in targets:
-                    record_error(log, target, error)
+            record_error(log, [t for targets in wanted.values() for t in targets], error)
             return
         with zf:
             members = index_members(zf, zf.size(), log, self.max_image_bytes)
@@ -118,7 +116,7 @@ class CocoImages(dg.ConfigurableResource):
             by_image.setdefault(file_id, []).append(target)
 
         def fetch_image(item: tuple[str, list[str]]) -> None:
-            file_id, (first, *others) = item
+            file_id, targets = item
             path = log.staging_path()
             url = self.image_url(file_id)
 
@@ -131,12 +129,9 @@ class CocoImages(dg.ConfigurableResource):
                 size = retry.call(get)
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
                 path.unlink(missing_ok=True)
-                for target in (first, *others):
-                    record_error(log, target, error)
+                record_error(log, targets, error)
                 return
-            log.staged(first, path, size)
-            for target in others:
-                log.staged_copy(target, first)
+            log.staged_all(targets, path, size)
 
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(fetch_image, by_image.items()))

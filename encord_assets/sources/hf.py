@@ -175,9 +175,7 @@ class HfDatasetSource(dg.ConfigurableResource):
         try:
             file, zf = self.retry.call(open_archive)
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
-            for targets in wanted.values():
-                for target in targets:
-                    record_error(log, target, error)
+            record_error(log, [t for targets in wanted.values() for t in targets], error)
             return
         with file, zf:
             members = index_members(zf, file.size, log, max_member_bytes)

@@ -106,7 +106,7 @@ class ImageNetParquet(HfDatasetSource):
 
     def _stage_rows(self, path: str, group: int, images, at: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLog) -> None:
         for file_id, row in at.select("file_id", "row").iter_rows():
-            first, *others = wanted[file_id]
+            targets = wanted[file_id]
             image = images[row]
             data = image["bytes"].as_py()
             if stem_of(image["path"].as_py() or "") != file_id:
@@ -116,17 +116,13 @@ class ImageNetParquet(HfDatasetSource):
             else:
                 staged = log.staging_path()
                 staged.write_bytes(data)
-                log.staged(first, staged, len(data))
-                for target in others:
-                    log.staged_copy(target, first)
+                log.staged_all(targets, staged, len(data))
                 continue
-            for target in (first, *others):
+            for target in targets:
                 log.unavailable(target, *problem)
 
 
 def fail(places: pl.DataFrame, error: Exception, log: FetchLog, wanted: dict[str, list[str]]) -> None:
     """Record `error` for every target of `places` that has no outcome yet."""
-    for file_id in places["file_id"]:
-        for target in wanted[file_id]:
-            if not log.has_result(target):
-                record_error(log, target, error)
+    targets = [target for file_id in places["file_id"] for target in wanted[file_id]]
+    record_error(log, [target for target in targets if not log.has_result(target)], error)

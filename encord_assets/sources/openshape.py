@@ -95,9 +95,7 @@ class OpenShapePoints(HfDatasetSource):
             result = self.retry.call(lambda: self.read_archive(commit, path, wanted, log))
         except Exception as error:  # noqa: BLE001 - every row gets an outcome
             if index is None or classify(error).transient:
-                for targets in wanted.values():
-                    for target in targets:
-                        record_error(log, target, error)
+                record_error(log, [t for targets in wanted.values() for t in targets], error)
                 return
             context.log.warning(f"{path}: {error}; counting it as an archive that holds nothing")
             result = TarPass([], True)

@@ -5,7 +5,7 @@ import random
 import time
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -92,7 +92,8 @@ class RetryPolicy:
         raise AssertionError("unreachable")
 
 
-def record_error(log, target: str, error: BaseException) -> None:
-    """Record a final error for `target` as unavailable (permanent) or failed (transient)."""
+def record_error(log, targets: Iterable[str], error: BaseException) -> None:
+    """Record a final error for each of `targets` as unavailable (permanent) or failed (transient)."""
     verdict = classify(error)
-    (log.failed if verdict.transient else log.unavailable)(target, verdict.error_class, verdict.message)
+    for target in targets:
+        (log.failed if verdict.transient else log.unavailable)(target, verdict.error_class, verdict.message)

@@ -58,8 +58,5 @@ def stage_members(
             path = log.staging_path()
             with archive.extractfile(member) as source, open(path, "wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
-            first, *others = targets
-            log.staged(first, path, member.size)
-            for target in others:
-                log.staged_copy(target, first)
+            log.staged_all(targets, path, member.size)
     return TarPass(seen, False)

@@ -76,10 +76,8 @@ class VidGenZips(HfDatasetSource):
             try:
                 self.copy_zip_members(fs, commit, path, members["zip_size"][0], clips, log, self.max_clip_bytes)
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
-                for targets in clips.values():
-                    for target in targets:
-                        if not log.has_result(target):
-                            record_error(log, target, error)
+                pending = [t for targets in clips.values() for t in targets if not log.has_result(t)]
+                record_error(log, pending, error)
 
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(read_zip, by_zip.items()))

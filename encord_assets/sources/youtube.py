@@ -167,7 +167,7 @@ class YoutubeClips(dg.ConfigurableResource):
             context.log.warning(f"{youtube_id}: {verdict.error_class}; retrying in {wait:.1f} s")
 
         def fetch_clip(item: tuple[tuple[str, float, float], list[str]]) -> None:
-            (youtube_id, start, end), (first, *others) = item
+            (youtube_id, start, end), targets = item
             out = log.staging_path().with_suffix(".mp4")
             earlier: list[tuple[str, str]] = []
 
@@ -180,19 +180,16 @@ class YoutubeClips(dg.ConfigurableResource):
             except BrokenMedia as error:
                 # Broken media breaks the same way every time; network faults in ffmpeg's reads vary.
                 same = all(seen == (BrokenMedia.__name__, str(error)) for seen in earlier)
-                for target in (first, *others):
+                for target in targets:
                     if same:
                         log.unavailable(target, error.error_class, str(error))
                     else:
                         log.failed(target, error.error_class, f"{error} (earlier attempts failed differently: a faulty read)")
                 return
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
-                for target in (first, *others):
-                    record_error(log, target, error)
+                record_error(log, targets, error)
                 return
-            log.staged(first, out, size)
-            for target in others:
-                log.staged_copy(target, first)
+            log.staged_all(targets, out, size)
 
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(fetch_clip, clips.items()))

@@ -73,7 +73,7 @@ def copy_members(
             else:
                 log.unavailable(target, "refused_member", f"{name} in {archive}: {refusal}")
     for info in found:
-        first, *others = wanted[info.filename]
+        targets = wanted[info.filename]
         path = log.staging_path()
 
         def copy_one() -> None:
@@ -86,11 +86,8 @@ def copy_members(
             retry.call(copy_one)
         except Exception as error:  # noqa: BLE001 - every row gets an outcome
             path.unlink(missing_ok=True)
-            for target in (first, *others):
-                record_error(log, target, error)
+            record_error(log, targets, error)
             continue
-        log.staged(first, path, info.file_size)
-        for target in others:
-            log.staged_copy(target, first)
+        log.staged_all(targets, path, info.file_size)
 
 
