@@ -12,7 +12,9 @@ stages chosen members of one remote zip.
 import fnmatch
 import re
 import zipfile
-from pathlib import PurePosixPath
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import dagster as dg
 import polars as pl
@@ -140,6 +142,36 @@ class HfDatasetSource(dg.ConfigurableResource):
         except (FileNotFoundError, EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
             raise Unavailable("not_found", f"{self.repo_id}@{commit}: {path} not found ({type(error).__name__})") from None
         return count_reads(file, log)
+
+    def index_files(
+        self,
+        context: dg.AssetExecutionContext,
+        revision: str,
+        what: str,
+        read: Callable[..., pl.DataFrame],
+        schema: dict,
+    ) -> tuple[pl.DataFrame, dict]:
+        """An index over every file of `self.files`: `read(file, path, size)` indexes one file,
+        opened with no read-ahead so only the bytes it reads are fetched; files in parallel."""
+        fs = self.filesystem()
+        files = self.list_files(revision, self.files)
+        counter = FetchLog(Path())  # counts bytes only; stages nothing
+        context.log.info(f"indexing {what} of {len(files)} files of {self.repo_id}@{revision}")
+
+        def index_file(item: tuple[str, int]) -> pl.DataFrame:
+            path, size = item
+
+            def read_once() -> pl.DataFrame:
+                with self.open(fs, revision, path, size, counter, cache_type="none") as f:
+                    return read(f, path, size)
+
+            return self.retry.call(read_once)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            frames = list(pool.map(index_file, files))
+        index = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+        metadata = {"files": len(files), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests}
+        return index.unique("file_id", keep="first", maintain_order=True), metadata
 
     def check_index(self, index: pl.DataFrame) -> str:
         """The commit an index was built at; refuse one built at another pinned commit."""

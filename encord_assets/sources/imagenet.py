@@ -9,7 +9,6 @@ images (the `image` column, nothing else) and writes each image's original JPEG 
 
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -37,38 +36,23 @@ class ImageNetParquet(HfDatasetSource):
     max_image_bytes: int = 64 << 20
 
     def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
-        fs = self.filesystem()
-        files = self.list_files(revision, self.files)
-        counter = FetchLog(Path())  # counts bytes only; stages nothing
-        context.log.info(f"indexing the image.path column of {len(files)} parquet files of {self.repo_id}@{revision}")
+        def read(f, path: str, size: int) -> pl.DataFrame:
+            parquet = pq.ParquetFile(f)
+            paths = parquet.read(columns=["image.path"]).column("image").combine_chunks().field("path")
+            groups = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+            return pl.DataFrame(
+                {
+                    "file_id": [stem_of(p) for p in paths.to_pylist()],
+                    "file": path,
+                    "file_size": size,
+                    "row_group": [g for g, n in enumerate(groups) for _ in range(n)],
+                    "row": [r for n in groups for r in range(n)],
+                    "revision": revision,
+                },
+                schema=INDEX_SCHEMA,
+            )
 
-        def index_file(item: tuple[str, int]) -> pl.DataFrame:
-            path, size = item
-
-            def read() -> pl.DataFrame:
-                with self.open(fs, revision, path, size, counter, cache_type="none") as f:
-                    parquet = pq.ParquetFile(f)
-                    paths = parquet.read(columns=["image.path"]).column("image").combine_chunks().field("path")
-                    groups = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
-                return pl.DataFrame(
-                    {
-                        "file_id": [stem_of(p) for p in paths.to_pylist()],
-                        "file": path,
-                        "file_size": size,
-                        "row_group": [g for g, n in enumerate(groups) for _ in range(n)],
-                        "row": [r for n in groups for r in range(n)],
-                        "revision": revision,
-                    },
-                    schema=INDEX_SCHEMA,
-                )
-
-            return self.retry.call(read)
-
-        with ThreadPoolExecutor(self.threads) as pool:
-            frames = list(pool.map(index_file, files))
-        index = pl.concat(frames) if frames else pl.DataFrame(schema=INDEX_SCHEMA)
-        metadata = {"files": len(files), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests}
-        return index.unique("file_id", keep="first", maintain_order=True), metadata
+        return self.index_files(context, revision, "the image.path column", read, INDEX_SCHEMA)
 
     def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
         wanted = targets_by(rows)

@@ -7,7 +7,6 @@ reads each needed member in one ranged request, in archive order; a clip in no z
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -35,29 +34,16 @@ class VidGenZips(HfDatasetSource):
     max_clip_bytes: int = 2 << 30
 
     def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
-        fs = self.filesystem()
-        zips = self.list_files(revision, self.files)
-        counter = FetchLog(Path())  # counts bytes only; stages nothing
-        context.log.info(f"indexing the central directories of {len(zips)} zips of {self.repo_id}@{revision}")
+        def read(f, path: str, size: int) -> pl.DataFrame:
+            with open_zip(f) as zf:
+                entries = [
+                    (stem_of(info.filename), path, size, info.filename, info.file_size, revision)
+                    for info in zf.infolist()
+                    if not info.is_dir() and not member_name_problem(info.filename)
+                ]
+            return pl.DataFrame(entries, schema=INDEX_SCHEMA, orient="row")
 
-        def index_zip(item: tuple[str, int]) -> list[tuple]:
-            path, size = item
-
-            def read() -> list[tuple]:
-                with self.open(fs, revision, path, size, counter, cache_type="none") as f, open_zip(f) as zf:
-                    return [
-                        (stem_of(info.filename), path, size, info.filename, info.file_size, revision)
-                        for info in zf.infolist()
-                        if not info.is_dir() and not member_name_problem(info.filename)
-                    ]
-
-            return self.retry.call(read)
-
-        with ThreadPoolExecutor(self.threads) as pool:
-            entries = [entry for entries in pool.map(index_zip, zips) for entry in entries]
-        metadata = {"zips": len(zips), "bytes_fetched": counter.bytes_fetched, "requests": counter.requests}
-        index = pl.DataFrame(entries, schema=INDEX_SCHEMA, orient="row")
-        return index.unique("file_id", keep="first", maintain_order=True), metadata
+        return self.index_files(context, revision, "the central directories", read, INDEX_SCHEMA)
 
     def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
         wanted = targets_by(rows)
