@@ -30,6 +30,9 @@ def dagster_home(tmp_path):
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path, dagster_home, monkeypatch):
     """Each test gets its own ROOT, DAGSTER_HOME and HF cache; nothing leaks between tests."""
+    # The dagster CLI loads ./.env, which `encord-assets demo` writes: run every test (and the
+    # processes it starts) from its own folder so a demo run in the checkout cannot steer them.
+    monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_", "URL_IMAGES_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
             monkeypatch.delenv(name, raising=False)
