@@ -1,12 +1,12 @@
 """Settings shared by every asset: where the data goes and where the infos come from."""
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
-from encord_assets.layout.paths import DEFAULT_AUDIO_DIR, KNOWN_SAVE_FOLDERS
+from encord_assets.layout.paths import DEFAULT_AUDIO_DIR
+from encord_assets.store import DatasetStore
 
 
 def setting(name: str, default):
@@ -26,36 +26,20 @@ def setting(name: str, default):
     return dg.EnvVar(name)
 
 
-class DataRoot(dg.ConfigurableResource):
-    """ROOT of the layout, ROOT/<save_folder>/<dir>/<file_name>."""
-
-    root: str
-    audio_dir: str = DEFAULT_AUDIO_DIR
-    # comma-separated save_folder values accepted beyond E-MM1's own
-    extra_save_folders: str = ""
-    # re-try rows an earlier run found permanently unavailable (404, removed video, ...)
-    retry_unavailable: bool = False
-
-    @property
-    def root_path(self) -> Path:
-        return Path(self.root).expanduser().absolute()
-
-    @property
-    def save_folders(self) -> tuple[str, ...]:
-        extra = tuple(f.strip() for f in self.extra_save_folders.split(",") if f.strip())
-        return KNOWN_SAVE_FOLDERS + extra
-
-
 class InfosDir(dg.ConfigurableResource):
     """A folder shaped like E-MM1's `datasets/` (default: the sample bundled with the package)."""
 
     path: str = str(SAMPLE_INFOS_DIR)
 
 
-def default_data_root() -> DataRoot:
-    return DataRoot(
+def default_store() -> DatasetStore:
+    return DatasetStore(
         root=dg.EnvVar("ROOT_DATA_PATH"),
         audio_dir=setting("ENCORD_AUDIO_DIR", DEFAULT_AUDIO_DIR),
         extra_save_folders=setting("ENCORD_EXTRA_SAVE_FOLDERS", ""),
         retry_unavailable=setting("ENCORD_RETRY_UNAVAILABLE", False),
+        scratch_dir=setting("ENCORD_SCRATCH_DIR", ""),
+        upload_chunk_mb=setting("ENCORD_UPLOAD_CHUNK_MB", 64),
+        upload_concurrency=setting("ENCORD_UPLOAD_CONCURRENCY", 16),
+        upload_attempts=setting("ENCORD_UPLOAD_ATTEMPTS", 8),
     )

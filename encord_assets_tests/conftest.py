@@ -108,10 +108,11 @@ def custom_infos(tmp_path, monkeypatch):
     return infos_dir
 
 
-def manifest_of(root: Path, asset_name: str, partition_key: str) -> pl.DataFrame:
-    from encord_assets.layout.paths import manifest_path
+def manifest_of(root: Path | str, asset_name: str, partition_key: str) -> pl.DataFrame | None:
+    """The partition's manifest under a local or s3:// ROOT (None when there is none)."""
+    from encord_assets.store import DatasetStore
 
-    return pl.read_parquet(manifest_path(root, asset_name, partition_key))
+    return DatasetStore(root=str(root)).read_manifest(asset_name, partition_key)
 
 
 def materialization_metadata(result, asset_name: str) -> dict:

@@ -14,7 +14,7 @@ from encord_assets.materialize import partitions_with_rows
 from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
 from encord_assets.operations.settings import Operations, switch
-from encord_assets.settings import DataRoot
+from encord_assets.store import DatasetStore
 from encord_assets.sources.registry import SourceSpec
 
 DEFAULT_FILL_CRON = "0 * * * *"
@@ -37,10 +37,10 @@ def build_fill_schedule(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg
         default_status=dg.DefaultScheduleStatus.RUNNING if switch("ENCORD_FILL_SCHEDULE", False) else dg.DefaultScheduleStatus.STOPPED,
         description=f"Requests a run for every partition of {spec.name} that has rows and is missing or failed (capped per tick).",
     )
-    def fill(context: dg.ScheduleEvaluationContext, operations: Operations, data_root: DataRoot):
-        with_rows = partitions_with_rows(data_root.root_path, spec.name, spec.modality)
+    def fill(context: dg.ScheduleEvaluationContext, operations: Operations, store: DatasetStore):
+        with_rows = partitions_with_rows(store, spec.name, spec.modality)
         if with_rows is None:
-            return dg.SkipReason(f"no infos_{spec.modality} table under {data_root.root_path}: materialize infos_{spec.modality} first")
+            return dg.SkipReason(f"no infos_{spec.modality} table under {store.uri('')}: materialize infos_{spec.modality} first")
         statuses = partition_statuses(context.instance, asset)
         # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
         candidates = list(statuses) if None in with_rows else with_rows

@@ -16,7 +16,7 @@ import dagster as dg
 from encord_assets.operations.exhausted import write_exhausted
 from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.settings import Operations, read_int, switch
-from encord_assets.settings import DataRoot
+from encord_assets.store import DatasetStore
 from encord_assets.sources.registry import SourceSpec
 
 FAILED = dg.AssetPartitionStatus.FAILED
@@ -59,7 +59,7 @@ def build_retry_sensor(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.
         default_status=dg.DefaultSensorStatus.RUNNING if switch("ENCORD_RETRY_SENSOR", True) else dg.DefaultSensorStatus.STOPPED,
         description=f"Re-requests failed partitions of {spec.name} with exponential backoff, up to a maximum number of attempts.",
     )
-    def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, data_root: DataRoot) -> dg.SensorResult:
+    def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, store: DatasetStore) -> dg.SensorResult:
         now = time.time()
         attempts = json.loads(context.cursor)["attempts"] if context.cursor else {}
         due, kept, exhausted = plan_retries(partition_statuses(context.instance, asset), attempts, operations, now)
@@ -70,7 +70,7 @@ def build_retry_sensor(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.
         if exhausted:
             context.log.info(f"{len(exhausted)} exhausted partition(s) of {spec.name}: {', '.join(sorted(exhausted))}")
         write_exhausted(
-            data_root.root_path, spec.name, {k: {**v, "last_request": iso(v["last_request"])} for k, v in exhausted.items()}
+            store, spec.name, {k: {**v, "last_request": iso(v["last_request"])} for k, v in exhausted.items()}
         )
 
         requests = []

@@ -10,7 +10,7 @@ import polars_hash as plh
 
 from encord_assets.infos.files import MODALITIES, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
-from encord_assets.layout.paths import bookkeeping_dir, manifest_path, target_expr
+from encord_assets.layout.paths import BOOKKEEPING_DIR, manifest_key, target_expr
 from encord_assets.mirror.build import UPSTREAMS
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
@@ -59,11 +59,11 @@ def prepare(materializer, specs: list[SourceSpec]) -> None:
 
 def partitions_of(materializer, root: Path, specs: list[SourceSpec]) -> list[tuple[str, str]]:
     """(asset, partition) for every non-empty partition of `specs` (their infos must be materialized)."""
-    return [(spec.name, key) for spec in specs for key in materializer.source_partitions(root, spec.name, spec.modality)]
+    return [(spec.name, key) for spec in specs for key in materializer.source_partitions(spec.name, spec.modality)]
 
 
 def manifest(root: Path, asset: str, key: str) -> pl.DataFrame | None:
-    path = manifest_path(root, asset, key)
+    path = root / manifest_key(asset, key)
     return pl.read_parquet(path) if path.exists() else None
 
 
@@ -75,13 +75,13 @@ def layout_files(root: Path) -> dict[str, str]:
     """target -> sha256 of every file in the layout (bookkeeping excluded)."""
     files = {}
     for path in root.rglob("*"):
-        if path.is_file() and bookkeeping_dir(root) not in path.parents:
+        if path.is_file() and (root / BOOKKEEPING_DIR) not in path.parents:
             files[path.relative_to(root).as_posix()] = sha256_file(path)
     return files
 
 
 def staging_leftovers(root: Path) -> list[Path]:
-    staging = bookkeeping_dir(root) / "staging"
+    staging = (root / BOOKKEEPING_DIR) / "staging"
     return [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
 
 

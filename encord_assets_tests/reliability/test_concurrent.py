@@ -5,7 +5,7 @@ import os
 
 import polars as pl
 
-from encord_assets.layout.paths import manifest_path
+from encord_assets.layout.paths import manifest_key
 from encord_assets_tests.reliability.support import (
     TESTED_SPECS,
     layout_files,
@@ -40,7 +40,7 @@ def test_two_runs_of_one_partition_at_once(packed, packed_mirror, materializer, 
         assert sorted(found["target"]) == sorted(rows["target"])
         assert set(found["outcome"]) <= {"placed", "already_present"}
         assert all(files[t] == sha for t, sha in found.select("target", "sha256").iter_rows())
-        assert [p.name for p in manifest_path(root, asset, key).parent.iterdir()] == [manifest_path(root, asset, key).name]
+        assert [p.name for p in (root / manifest_key(asset, key)).parent.iterdir()] == [(root / manifest_key(asset, key)).name]
         assert all(sha256_file(root / t) == packed.reference[t] for t in rows["target"])
     assert staging_leftovers(root) == []
     print(f"\nconcurrent: {len(processes)} runs of {len(partitions)} partitions, two at a time each, {wanted.height} rows")

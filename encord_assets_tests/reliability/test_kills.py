@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from encord_assets.layout.paths import staging_root
+from encord_assets.layout.paths import staging_key
 from encord_assets_tests.reliability.support import (
     FETCHERS,
     TESTED_SPECS,
@@ -26,7 +26,7 @@ LATENCY_SECONDS = 0.25
 
 def kill_at_random_moment(root, asset, key, log_path, rng, env) -> str:
     """Start the CLI, wait until its run has a staging folder, SIGKILL it a random moment later."""
-    staging = staging_root(root, asset, key)
+    staging = root / staging_key(asset, key)
     before = set(staging.iterdir()) if staging.exists() else set()
     process = start_materialize(asset, key, log_path, env)
     try:
