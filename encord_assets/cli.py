@@ -1,4 +1,4 @@
-"""The `encord-assets` command: demo, status, instance, mirror."""
+"""The `encord-assets` command: demo, status, instance, mirror, objectstore."""
 
 import argparse
 import sys
@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     mirror.add_argument("--infos", type=Path, default=None)
     mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
     mirror.add_argument("--port", type=int, default=0)
+
+    objectstore = commands.add_parser(
+        "objectstore", help="start a local S3-compatible server (moto, in memory) with a bucket, for an s3:// ROOT"
+    )
+    objectstore.add_argument("--dir", type=Path, required=True, help="where the server writes its request and server logs")
+    objectstore.add_argument("--port", type=int, default=0, help="default: a free port")
+    objectstore.add_argument("--bucket", default="e-mm1", help="the bucket to create (default e-mm1)")
 
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -58,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return 0
+    if args.command == "objectstore":
+        from encord_assets.store.objectstore import serve_here
+
+        return serve_here(args.dir, args.port, args.bucket)
     return 2
 
 

@@ -39,7 +39,7 @@ def default_store() -> DatasetStore:
         extra_save_folders=setting("ENCORD_EXTRA_SAVE_FOLDERS", ""),
         retry_unavailable=setting("ENCORD_RETRY_UNAVAILABLE", False),
         scratch_dir=setting("ENCORD_SCRATCH_DIR", ""),
-        upload_chunk_mb=setting("ENCORD_UPLOAD_CHUNK_MB", 64),
+        upload_part_bytes=setting("ENCORD_UPLOAD_PART_BYTES", 64 << 20),
         upload_concurrency=setting("ENCORD_UPLOAD_CONCURRENCY", 16),
         upload_attempts=setting("ENCORD_UPLOAD_ATTEMPTS", 8),
     )

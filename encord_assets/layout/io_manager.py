@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from encord_assets.ledger import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.layout.paths import UnsafePath, layout_key, manifest_key
+from encord_assets.ledger import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.metadata import table_metadata
 from encord_assets.store import DatasetStore
 from encord_assets.store.backends import sha256_of

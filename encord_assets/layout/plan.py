@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from encord_assets.ledger import RESULT_SCHEMA, Outcome
 from encord_assets.layout.paths import UnsafePath, layout_key
+from encord_assets.ledger import RESULT_SCHEMA, Outcome
 from encord_assets.store import DatasetStore
 
 

@@ -14,8 +14,8 @@ from encord_assets.materialize import partitions_with_rows
 from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
 from encord_assets.operations.settings import Operations, switch
-from encord_assets.store import DatasetStore
 from encord_assets.sources.registry import SourceSpec
+from encord_assets.store import DatasetStore
 
 DEFAULT_FILL_CRON = "0 * * * *"
 WANTED = (None, dg.AssetPartitionStatus.FAILED)  # never materialized, or the last run failed

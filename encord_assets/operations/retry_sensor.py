@@ -16,8 +16,8 @@ import dagster as dg
 from encord_assets.operations.exhausted import write_exhausted
 from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.settings import Operations, read_int, switch
-from encord_assets.store import DatasetStore
 from encord_assets.sources.registry import SourceSpec
+from encord_assets.store import DatasetStore
 
 FAILED = dg.AssetPartitionStatus.FAILED
 IN_PROGRESS = dg.AssetPartitionStatus.IN_PROGRESS

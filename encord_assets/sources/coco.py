@@ -14,9 +14,9 @@ import requests
 from PIL import Image
 
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.http import download, new_session
 from encord_assets.sources.retry import RetryPolicy, record_error
+from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.zip_members import copy_members, index_members
 
 

@@ -5,7 +5,6 @@ import time
 import dagster as dg
 import polars as pl
 
-from encord_assets.layout.paths import table_key
 from encord_assets.layout.plan import plan_partition
 from encord_assets.ledger import FetchLedger, PartitionFetch
 from encord_assets.progress import Progress
@@ -93,7 +92,7 @@ def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         previous = context.instance.get_latest_materialization_event(context.asset_key)
         metadata = previous.asset_materialization.metadata if previous and previous.asset_materialization else {}
         unchanged = metadata.get("revision") and metadata["revision"].value == revision
-        table = context.resources.store.read_parquet(table_key(spec.index, None)) if unchanged else None
+        table = context.resources.store.read_table(spec.index) if unchanged else None
         if table is not None:
             context.log.info(f"upstream revision {revision} unchanged: reusing the index built from it")
             built = {"reused": True}

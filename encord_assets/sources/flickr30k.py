@@ -5,12 +5,8 @@ is replaced by reading the central directory by Range and then only the needed m
 each in one ranged request, in archive order.
 """
 
-import dagster as dg
-import polars as pl
-
-from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.hf import HfDatasetSource, targets_by
+from encord_assets.sources.work import PartitionWork
 
 
 class Flickr30kZip(HfDatasetSource):

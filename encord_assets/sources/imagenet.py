@@ -15,9 +15,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
 from encord_assets.sources.retry import record_error
+from encord_assets.sources.work import PartitionWork
 
 INDEX_SCHEMA = {
     "file_id": pl.String,

@@ -14,18 +14,17 @@ and rows found in no archive end `unavailable` once every archive has been read.
 
 import io
 
-import dagster as dg
 import polars as pl
 import requests
 from huggingface_hub import hf_hub_url
 from huggingface_hub.utils import build_hf_headers
 
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.retry import classify, record_error
 from encord_assets.sources.tar_members import TarPass, stage_members
+from encord_assets.sources.work import PartitionWork
 
 REPO_ID = "OpenShape/openshape-training-data"
 

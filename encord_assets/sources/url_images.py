@@ -26,8 +26,8 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.retry import PERMANENT_STATUS
+from encord_assets.sources.work import PartitionWork
 
 # Every img2dataset worker would otherwise ask the network whether albumentations is current.
 QUIET_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}

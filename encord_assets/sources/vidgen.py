@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import polars as pl
 
-from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of, targets_by
 from encord_assets.sources.retry import record_error
+from encord_assets.sources.work import PartitionWork
 
 INDEX_SCHEMA = {
     "file_id": pl.String,

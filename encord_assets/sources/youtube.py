@@ -17,16 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, UnsupportedError, download_range_func
 
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.work import PartitionWork
-from encord_assets.store import DatasetStore
 from encord_assets.sources.ffmpeg import ffmpeg_on_path, probe
 from encord_assets.sources.retry import RetryPolicy, Unavailable, Verdict, record_error
+from encord_assets.sources.work import PartitionWork
+from encord_assets.store import DatasetStore
 
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
 # mp4 video + m4a audio merge into an mp4 without re-muxing surprises; anything else as a fallback

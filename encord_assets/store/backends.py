@@ -117,14 +117,14 @@ class ObjectBackend:
 
     A placed object is written straight from local staging by one conditional create
     (`If-None-Match: *`): it appears whole or not at all, and never overwrites another
-    writer's object. Files under two chunks go in one PUT carrying their SHA-256
+    writer's object. Files under two parts go in one PUT carrying their SHA-256
     (`x-amz-checksum-sha256`, which S3 checks); larger ones in a multipart upload whose parts
     botocore checksums, aborted when it fails.
     """
 
     local = False
 
-    def __init__(self, url: str, scratch: Path, chunk_bytes: int, concurrency: int, attempts: int):
+    def __init__(self, url: str, scratch: Path, part_bytes: int, concurrency: int, attempts: int):
         import s3fs
 
         scheme, _, rest = url.partition("://")
@@ -133,7 +133,7 @@ class ObjectBackend:
         self.bucket, _, prefix = rest.partition("/")
         self.prefix = prefix.strip("/")
         self.scratch = scratch
-        self.chunk_bytes = chunk_bytes
+        self.part_bytes = part_bytes
         self.concurrency = concurrency
         client = {"region_name": os.environ["AWS_REGION"]} if os.environ.get("AWS_REGION") else {}
         # botocore's standard retry mode backs off on 503 SlowDown, throttling, resets and timeouts
@@ -146,6 +146,10 @@ class ObjectBackend:
 
     def _path(self, key: str) -> str:
         return "/".join(p for p in (self.bucket, self.prefix, key) if p)
+
+    def _key_of(self, path: str) -> str:
+        """The S3 object key of a bucket/key path."""
+        return path.removeprefix(f"{self.bucket}/")
 
     def _key(self, path: str) -> str:
         return path.removeprefix(self._path("")).lstrip("/")
@@ -186,14 +190,20 @@ class ObjectBackend:
 
     async def _place(self, staged: Path, key: str, size: int, sha256: str) -> tuple[str, int]:
         path = self._path(key)
-        extra = {}
-        if size < 2 * self.chunk_bytes:
-            extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+        extra = {"ChecksumSHA256": checksum} if size < 2 * self.part_bytes else {}
         try:
-            await self.fs._put_file(str(staged), path, mode="create", chunksize=self.chunk_bytes, **extra)
-        except FileExistsError:  # 412: another writer's object is there (or our retried PUT's)
-            info = await self.fs._info(path, refresh=True)
-            return ALREADY_PRESENT, int(info["size"])
+            await self.fs._put_file(str(staged), path, mode="create", chunksize=self.part_bytes, **extra)
+        except FileExistsError:
+            # 412: an object is there: another writer's, or ours when a retried PUT had landed
+            # before its response was lost; the checksum S3 keeps tells which.
+            head = await self.fs._call_s3("head_object", Bucket=self.bucket, Key=self._key_of(path), ChecksumMode="ENABLED")
+            found = int(head["ContentLength"])
+            if found == size and "ChecksumSHA256" not in head:  # a server that keeps no checksum: hash the bytes
+                ours = await asyncio.to_thread(self.sha256, key) == sha256
+            else:
+                ours = found == size and head["ChecksumSHA256"] == checksum
+            return (PLACED if ours else ALREADY_PRESENT), found
         staged.unlink(missing_ok=True)
         return PLACED, size
 
@@ -255,7 +265,7 @@ class ObjectBackend:
         """Abort multipart uploads to `keys` left by runs that were killed mid-upload."""
         aborted = 0
         for prefix in sorted({key.rsplit("/", 1)[0] for key in keys}):
-            options = {"Bucket": self.bucket, "Prefix": self._path(prefix).removeprefix(f"{self.bucket}/") + "/"}
+            options = {"Bucket": self.bucket, "Prefix": self._key_of(self._path(prefix)) + "/"}
             while True:
                 page = self.fs.call_s3("list_multipart_uploads", **options)
                 for upload in page.get("Uploads", []):

@@ -23,8 +23,9 @@ from encord_assets.layout.paths import (
     layout_key,
     manifest_key,
     staging_key,
+    table_key,
 )
-from encord_assets.store.backends import LocalBackend, ObjectBackend, sha256_of
+from encord_assets.store.backends import LocalBackend, ObjectBackend
 from encord_assets.store.staging import fresh_staging_dir
 
 
@@ -43,8 +44,8 @@ class DatasetStore(dg.ConfigurableResource):
     retry_unavailable: bool = False
     # object-storage ROOT only: local folder for staging and cached tables (default: in the system temp folder)
     scratch_dir: str = ""
-    # object-storage ROOT only: files of two chunks or more go in a multipart upload of chunks this size
-    upload_chunk_mb: int = 64
+    # object-storage ROOT only: files of two parts or more go in a multipart upload of parts this size
+    upload_part_bytes: int = 64 << 20
     upload_concurrency: int = 16
     upload_attempts: int = 8
 
@@ -57,7 +58,7 @@ class DatasetStore(dg.ConfigurableResource):
                 digest = hashlib.sha1(self.root.encode()).hexdigest()[:12]
                 scratch = Path(self.scratch_dir or Path(tempfile.gettempdir()) / "encord_assets_scratch").expanduser() / digest
                 self._backend = ObjectBackend(
-                    self.root, scratch.absolute(), self.upload_chunk_mb << 20, self.upload_concurrency, self.upload_attempts
+                    self.root, scratch.absolute(), self.upload_part_bytes, self.upload_concurrency, self.upload_attempts
                 )
             else:
                 self._backend = LocalBackend(Path(self.root))
@@ -152,6 +153,10 @@ class DatasetStore(dg.ConfigurableResource):
         """Local files of every split's normalized infos table of `modality` (none before infos_<modality> ran)."""
         keys = [key for key in self.find(bookkeeping_key("tables", f"infos_{modality}")) if key.endswith(".parquet")]
         return self.local_tables(keys)
+
+    def read_table(self, asset_name: str, partition_key: str | None = None) -> pl.DataFrame | None:
+        """A table the table IO manager wrote for an asset (an index, say), if there is one."""
+        return self.read_parquet(table_key(asset_name, partition_key))
 
     def read_manifest(self, asset_name: str, partition_key: str) -> pl.DataFrame | None:
         return self.read_parquet(manifest_key(asset_name, partition_key))

@@ -8,8 +8,8 @@ import pytest
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.media import jpeg_bytes
 from encord_assets.operations.checks import decode_problem, match_manifest
-from encord_assets.store import DatasetStore
 from encord_assets.operations.decode import Undecodable, decode_clip, decode_image, decode_npy, decoder_for
+from encord_assets.store import DatasetStore
 from encord_assets_tests.conftest import IMAGE_HEADER, manifest_of, write_infos
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from encord_assets.store import DatasetStore
-from encord_assets.ledger import FetchLedger
 from encord_assets.layout.paths import manifest_key
+from encord_assets.ledger import FetchLedger
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import hf_hub
 from encord_assets.mirror.openshape import archive_members, point_cloud, write_tar_gz
@@ -19,6 +18,7 @@ from encord_assets.mirror.server import Mirror
 from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.sources.openshape import REPO_ID, OpenShapePoints
 from encord_assets.sources.registry import source_by_name
+from encord_assets.store import DatasetStore
 from encord_assets_tests.conftest import start_mirror
 
 POINT_SOURCES = ("points_3dfuture", "points_abo", "points_shapenet", "points_objaverse")

@@ -3,13 +3,13 @@ import subprocess
 import threading
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.mirror.url_images import mirror_path, url_image
 from encord_assets.sources.url_images import UrlImages, rewrite_rules, rewrite_url_expr
+from encord_assets_tests.conftest import partition_work
 
 GCC = "image_googleconceptualcaptions"
 
@@ -35,8 +35,7 @@ def test_img2dataset_outcomes_for_each_error_kind(sample_mirror, tmp_path):
     rows = pl.DataFrame({"file_id": list(urls.values()), "target": [f"shared/image/{k}.jpg" for k in kinds]})
     log = FetchLedger(tmp_path / "staging")
     fetcher = UrlImages(processes=1, threads=8, timeout_seconds=4, retries=0, url_rewrite=os.environ["URL_IMAGES_REWRITE"])
-    context = dg.build_asset_context()
-    worker = threading.Thread(target=fetcher.fetch, args=(context, rows, log))
+    worker = threading.Thread(target=fetcher.fetch, args=(partition_work("image_googleconceptualcaptions", rows, log, tmp_path / "root"),))
     worker.start()
     worker.join()
 

@@ -1,28 +1,25 @@
 """YouTube clips through yt-dlp against the mirror (generic extractor on 127.0.0.1)."""
 
-import logging
 import sys
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 from yt_dlp.utils import DownloadError, ExtractorError
 
 from encord_assets.demo import normalized_rows
-from encord_assets.ledger import FetchLedger
 from encord_assets.layout.paths import BOOKKEEPING_DIR
+from encord_assets.ledger import FetchLedger
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import youtube
 from encord_assets.mirror.server import Mirror, Reply
 from encord_assets.mirror.youtube import video_path, write_one_partition_infos
-from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.ffmpeg import probe
 from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.retry import classify
 from encord_assets.sources.youtube import PoolCooldown, YoutubeClips, translate
 from encord_assets.store import DatasetStore
-from encord_assets_tests.conftest import manifest_of, start_mirror
+from encord_assets_tests.conftest import manifest_of, partition_work, start_mirror
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +81,7 @@ def fetch_directly(root: Path, template: str, youtube_ids: list[str], modality: 
     )
     clips = YoutubeClips(url_template=template, sleep_seconds=0, attempts=2, backoff_seconds=0.05, threads=4)
     log = FetchLedger(root / "staging")
-    clips.fetch(PartitionWork(source_by_name("video_valor"), "0|e-mm1_1m", rows, log, DatasetStore(root=str(root)), logging.getLogger("test")))
+    clips.fetch(partition_work("video_valor", rows, log, root))
     return log.results().with_columns(youtube_id=pl.col("target").str.extract(r"/([^/]+)\.mp4$"))
 
 
