@@ -24,10 +24,16 @@ from encord_assets.mirror.server import Mirror
 from encord_assets.sources.flickr30k import Flickr30kZip
 from encord_assets.sources.hf import stem_of
 from encord_assets.sources.imagenet import ImageNetParquet
+from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.vidgen import VidGenZips
+from encord_assets.sources.work import PartitionWork
+from encord_assets.store import DatasetStore
 
 SUBSETS = (0.01, 0.10, 1.0)
 IMAGENET_ROWS, FLICKR_ROWS, VIDGEN_ROWS = 2000, 2000, 300
+
+
+ASSET_OF = {ImageNetParquet: "image_imagenet", Flickr30kZip: "image_flickr30k", VidGenZips: "video_vidgen1m"}
 
 
 def subset(ids: list[str], fraction: float) -> list[str]:
@@ -42,11 +48,13 @@ def ranged(source, ids: list[str], workdir: Path) -> int:
     """Our fetcher, index included; returns the bytes placed (staged)."""
     context = dg.build_asset_context()
     log = FetchLedger(workdir / "staging")
+    spec = source_by_name(ASSET_OF[type(source)])
+    work = PartitionWork(spec, "bench", rows_of(ids), log, DatasetStore(root=str(workdir / "root")), context.log)
     if hasattr(source, "build_index"):
         table, _ = source.build_index(context, source.index_revision())
-        source.fetch(context, rows_of(ids), log, index=table.lazy())
+        source.fetch(work, index=table.lazy())
     else:
-        source.fetch(context, rows_of(ids), log)
+        source.fetch(work)
     results = log.results()
     assert set(results["outcome"]) == {"staged"}, results["outcome"].value_counts()
     return sum(Path(p).stat().st_size for p in results["staged_path"])

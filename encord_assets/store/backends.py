@@ -226,7 +226,12 @@ class ObjectBackend:
 
             return await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
 
-        return sync(self.fs.loop, run)
+        results = sync(self.fs.loop, run)
+        # a CreateMultipartUpload whose response was lost was retried: the first upload is an orphan
+        done = {key for (_, key, size, _), result in zip(items, results) if size >= 2 * self.part_bytes and not isinstance(result, BaseException)}
+        if done:
+            self.abort_uploads(done)
+        return results
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
