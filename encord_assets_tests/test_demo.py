@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 
 def run_demo(cwd):
     return subprocess.run(
@@ -41,6 +43,8 @@ def layout_puts(log_lines: list[str], bucket: str) -> list[str]:
     return [k for k in keys if k.startswith(f"/{bucket}/") and "/_encord_assets/" not in k and "/captions/" not in k]
 
 
+# two whole demo runs, each ~100 Dagster runs talking to the server: longer than the default timeout
+@pytest.mark.timeout(1800)
 def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
     """`encord-assets objectstore` then `encord-assets demo --root s3://...` twice, and `status` there."""
     server = subprocess.Popen(

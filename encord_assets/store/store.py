@@ -5,8 +5,10 @@ checks) and the bookkeeping under ROOT/_encord_assets/ (manifests, rejects, tabl
 cooldowns, exhausted lists, archive indexes).
 """
 
+import functools
 import hashlib
 import io
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +35,13 @@ def is_object_url(root: str) -> bool:
     return "://" in root
 
 
+@functools.lru_cache(maxsize=8)
+def object_backend(root: str, scratch: Path, part_bytes: int, concurrency: int, attempts: int, aws: tuple) -> ObjectBackend:
+    """One client per ROOT and AWS environment (`aws`, part of the key only) in a process: runs in
+    one process (the demo, sensors) would otherwise each pay for building a botocore client."""
+    return ObjectBackend(root, scratch, part_bytes, concurrency, attempts)
+
+
 class DatasetStore(dg.ConfigurableResource):
     """ROOT of the layout, ROOT/<save_folder>/<dir>/<file_name>, and every read and write under it."""
 
@@ -57,8 +66,9 @@ class DatasetStore(dg.ConfigurableResource):
             if is_object_url(self.root):
                 digest = hashlib.sha1(self.root.encode()).hexdigest()[:12]
                 scratch = Path(self.scratch_dir or Path(tempfile.gettempdir()) / "encord_assets_scratch").expanduser() / digest
-                self._backend = ObjectBackend(
-                    self.root, scratch.absolute(), self.upload_part_bytes, self.upload_concurrency, self.upload_attempts
+                aws = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+                self._backend = object_backend(
+                    self.root, scratch.absolute(), self.upload_part_bytes, self.upload_concurrency, self.upload_attempts, aws
                 )
             else:
                 self._backend = LocalBackend(Path(self.root))
