@@ -8,6 +8,7 @@ as a child process (by process group) from Python.
 
 import argparse
 import json
+import logging
 import os
 import random
 import signal
@@ -101,6 +102,7 @@ def serve(directory: Path, port: int) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MOTO_PORT", str(port))
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # requests go to DIR/requests.log instead
     app = Recorder(DomainDispatcherApplication(create_backend_app), directory / "requests.log")
     run_simple("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
