@@ -17,8 +17,8 @@ from encord_assets_tests.reliability.support import (
 
 FAULT_RATE = 0.2
 VARIANTS = fetcher_variants()
-# on an s3:// ROOT (uploads faulty too), a subset: single images, clips uploaded in parts, zip members
-ON_OBJECT_STORAGE = ("coco-images", "youtube", "vidgen")
+# on an s3:// ROOT (uploads faulty too), a subset: single images, and clips uploaded in parts
+ON_OBJECT_STORAGE = ("coco-images", "youtube")
 CASES = [(*variant, "local") for variant in VARIANTS] + [(*variant, "s3") for variant in VARIANTS if variant[0] in ON_OBJECT_STORAGE]
 
 

@@ -66,7 +66,8 @@ def test_sigkill_at_random_moments_then_rerun(where, packed, packed_mirror, inst
     packed_mirror.set_faults(0.0, latency_seconds=LATENCY_SECONDS)
     fetchers = FETCHERS if where == "local" else [f for f in FETCHERS if f in ON_OBJECT_STORAGE]
     chains = {fetcher: packed.partitions[fetcher] for fetcher in fetchers}
-    per_chain = -(-KILL_POINTS // len(chains))
+    kill_points = KILL_POINTS if where == "local" else 6
+    per_chain = -(-kill_points // len(chains))
     lock = threading.Lock()
     outcomes: list[tuple[str, str, str]] = []
 
@@ -89,7 +90,7 @@ def test_sigkill_at_random_moments_then_rerun(where, packed, packed_mirror, inst
     with ThreadPoolExecutor(len(chains)) as pool:
         list(pool.map(chain, chains))
     kills = [o for o in outcomes if o[2] == "killed"]
-    assert len(kills) >= 10, outcomes
+    assert len(kills) >= kill_points, outcomes
     assert staging_leftovers(root)  # the killed runs left their staging behind ...
 
     packed_mirror.set_faults(0.0)
