@@ -194,10 +194,14 @@ class ObjectBackend:
         extra = {"ChecksumSHA256": checksum} if size < 2 * self.part_bytes else {}
         try:
             await self.fs._put_file(str(staged), path, mode="create", chunksize=self.part_bytes, **extra)
-        except FileExistsError:
+        except (FileExistsError, FileNotFoundError) as error:
             # 412: an object is there: another writer's, or ours when a retried PUT had landed
-            # before its response was lost; the checksum S3 keeps tells which.
-            head = await self.fs._call_s3("head_object", Bucket=self.bucket, Key=self._key_of(path), ChecksumMode="ENABLED")
+            # before its response was lost; the checksum S3 keeps tells which. NoSuchUpload: a
+            # writer that completed the key first cleared the other uploads to it.
+            try:
+                head = await self.fs._call_s3("head_object", Bucket=self.bucket, Key=self._key_of(path), ChecksumMode="ENABLED")
+            except FileNotFoundError:
+                raise error from None
             found = int(head["ContentLength"])
             if found == size and "ChecksumSHA256" not in head:  # a server that keeps no checksum: hash the bytes
                 ours = await asyncio.to_thread(self.sha256, key) == sha256
