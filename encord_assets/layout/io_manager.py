@@ -16,7 +16,7 @@ from encord_assets.layout.outcomes import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.layout.paths import UnsafePath, inside_root, manifest_path, write_atomically
 from encord_assets.layout.plan import read_manifest, sha256_of
 from encord_assets.metadata import table_metadata
-from encord_assets.settings import DataRoot
+from encord_assets.layout.data_root import DataRoot
 
 MANIFEST_COLUMNS = (
     "split",
@@ -120,7 +120,6 @@ class DatasetIOManager(dg.ConfigurableIOManager):
             "place_seconds": round(time.monotonic() - started, 3),
             "manifest": dg.MetadataValue.path(str(path)),
             **{f"note_{k}": v for k, v in fetch.log.notes.items()},
-            **fetch.extra_metadata,
         }
         if problems.height:
             metadata["problems"] = table_metadata(

@@ -3,7 +3,7 @@
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -108,4 +108,3 @@ class PartitionFetch:
     prior: pl.DataFrame  # RESULT_SCHEMA rows settled before fetching (present files, known-unavailable)
     log: FetchLog
     elapsed_seconds: float = 0.0
-    extra_metadata: dict = field(default_factory=dict)

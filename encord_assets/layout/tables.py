@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.layout.paths import bookkeeping_dir, partition_file_stem, write_atomically
-from encord_assets.settings import DataRoot
+from encord_assets.layout.data_root import DataRoot
 
 # An asset sets this metadata to choose its table's path under ROOT; `{partition}` is filled in.
 TABLE_PATH = "encord/table_path"

@@ -14,8 +14,8 @@ from encord_assets.layout.paths import bookkeeping_dir
 from encord_assets.layout.plan import read_manifest, sha256_of
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.decode import Undecodable, decoder_for
-from encord_assets.operations.settings import Operations
-from encord_assets.settings import DataRoot
+from encord_assets.operations.policy import Operations
+from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.registry import SourceSpec
 
 ON_DISK = [Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value]
@@ -92,7 +92,7 @@ def each_file(rows: pl.DataFrame, test) -> list[dict]:
 
 
 def partitioned_check(**kwargs):
-    """dg.asset_check with a partitions_def, without the warning that this is a preview feature (DESIGN §4)."""
+    """dg.asset_check with a partitions_def, without the warning that this is a preview feature."""
 
     def decorate(fn):
         with warnings.catch_warnings():

@@ -9,7 +9,7 @@ from encord_assets.layout.paths import bookkeeping_dir, write_atomically
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.exhausted import read_exhausted
 from encord_assets.products.coverage import coverage, problem_rows, unavailable_by_reason
-from encord_assets.settings import DataRoot
+from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.registry import SOURCES
 
 

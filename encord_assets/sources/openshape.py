@@ -25,9 +25,8 @@ from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.registry import SourceSpec, source_by_name
 from encord_assets.sources.retry import classify, record_error
+from encord_assets.settings import OPENSHAPE_REPO_ID
 from encord_assets.sources.tar_members import TarPass, stage_members
-
-REPO_ID = "OpenShape/openshape-training-data"
 
 
 def archive_path(dataset: str, key: str) -> str:
@@ -57,7 +56,7 @@ class CountingStream(io.RawIOBase):
 class OpenShapePoints(HfDatasetSource):
     """Streams OpenShape's tar.gz archives from the Hub (or anything that speaks its API)."""
 
-    repo_id: str = REPO_ID
+    repo_id: str = OPENSHAPE_REPO_ID
     timeout_seconds: float = 60.0
     max_member_bytes: int = 256 << 20
 

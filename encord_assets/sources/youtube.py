@@ -25,11 +25,8 @@ from yt_dlp.utils import DownloadError, UnsupportedError, download_range_func
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.layout.paths import bookkeeping_dir, write_atomically
 from encord_assets.sources.ffmpeg import ffmpeg_on_path, probe
+from encord_assets.settings import DEFAULT_YOUTUBE_FORMAT, DEFAULT_YOUTUBE_URL_TEMPLATE
 from encord_assets.sources.retry import RetryPolicy, Unavailable, Verdict, record_error
-
-DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
-# mp4 video + m4a audio merge into an mp4 without re-muxing surprises; anything else as a fallback
-DEFAULT_FORMAT = "bv*[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b"
 
 # yt-dlp's wording (from YouTube) for videos that will never be downloadable
 PERMANENT_MESSAGES = (
@@ -134,13 +131,13 @@ class _Silent:
 class YoutubeClips(dg.ConfigurableResource):
     """Cuts clips of YouTube videos (or of anything yt-dlp can read, through url_template) with yt-dlp."""
 
-    url_template: str = DEFAULT_URL_TEMPLATE
+    url_template: str = DEFAULT_YOUTUBE_URL_TEMPLATE
     # Netscape-format cookies for signed-in downloads; the contents are a secret, never logged or recorded
     cookies_file: str = ""
     # pause before every upstream request and every download (yt-dlp's sleep options)
     sleep_seconds: float = 1.0
     socket_timeout_seconds: float = 30.0
-    format: str = DEFAULT_FORMAT
+    format: str = DEFAULT_YOUTUBE_FORMAT
     threads: int = 4
     attempts: int = 4
     backoff_seconds: float = 2.0

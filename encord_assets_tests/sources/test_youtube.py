@@ -16,7 +16,7 @@ from encord_assets.materialize import Materializer
 from encord_assets.mirror import youtube
 from encord_assets.mirror.server import Mirror, Reply
 from encord_assets.mirror.youtube import video_path, write_one_partition_infos
-from encord_assets.settings import DataRoot
+from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.ffmpeg import probe
 from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.retry import classify
