@@ -11,9 +11,10 @@ from encord_assets.infos.files import InfosDir
 from encord_assets.layout.data_root import DataRoot
 from encord_assets.operations.policy import Operations
 from encord_assets.settings import REQUIRED, SETTINGS, readme_sections, readme_with_tables, resource_config
-from encord_assets.sources.resources import FETCHERS
+from encord_assets.sources.registry import fetcher_keys, fetcher_resource
 
 README = Path(__file__).parents[1] / "README.md"
+FETCHERS = {key: fetcher_resource(key) for key in fetcher_keys()}
 RESOURCES = {**FETCHERS, "data_root": DataRoot, "operations": Operations, "infos_dir": InfosDir}
 # variables of other tools that the project passes on or sets for its own processes
 NOT_OURS = {"PATH", "DAGSTER_HOME", "XDG_CACHE_HOME", "HF_HOME"}

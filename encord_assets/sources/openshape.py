@@ -126,3 +126,7 @@ class OpenShapePoints(HfDatasetSource):
             log.fetched(0)
             response.raise_for_status()
             return stage_members(CountingStream(response.raw, log), wanted, log, npy_key, self.max_member_bytes)
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = OpenShapePoints

@@ -260,3 +260,7 @@ class YoutubeClips(dg.ConfigurableResource):
             raise BrokenMedia("wrong_duration", f"the clip lasts {found.duration} s, the row asks for {seconds:.3f} s")
         if not (found.has_audio if modality == "audio" else found.has_video):
             raise BrokenMedia(f"no_{modality}", f"the clip has no {modality} stream")
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = YoutubeClips
