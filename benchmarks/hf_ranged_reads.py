@@ -17,7 +17,7 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.mirror import flickr30k, hf_hub, imagenet, vidgen
 from encord_assets.mirror.media import seed_of
 from encord_assets.mirror.server import Mirror
@@ -41,7 +41,7 @@ def rows_of(ids: list[str]) -> pl.DataFrame:
 def ranged(source, ids: list[str], workdir: Path) -> int:
     """Our fetcher, index included; returns the bytes placed (staged)."""
     context = dg.build_asset_context()
-    log = FetchLog(workdir / "staging")
+    log = FetchLedger(workdir / "staging")
     if hasattr(source, "build_index"):
         table, _ = source.build_index(context, source.index_revision())
         source.fetch(context, rows_of(ids), log, index=table.lazy())

@@ -79,7 +79,7 @@ def bench_images(work: Path, count: int) -> dict:
         with dg.DagsterInstance.get() as instance:
             materializer = Materializer(instance)
             materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
-            (key,) = materializer.source_partitions(work / "root", "image_googleconceptualcaptions", "image")
+            (key,) = materializer.source_partitions("image_googleconceptualcaptions", "image")
             started = time.monotonic()
             materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
             ours = time.monotonic() - started
@@ -89,7 +89,7 @@ def bench_images(work: Path, count: int) -> dict:
 
 
 def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
-    from encord_assets.layout.outcomes import FetchLog
+    from encord_assets.ledger import FetchLedger
     from encord_assets.mirror import hf_hub
     from encord_assets.mirror.openshape import point_cloud, write_tar_gz
     from encord_assets.mirror.server import Mirror
@@ -112,7 +112,7 @@ def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
 
         def extract(label: str, share: float, attempt: int) -> None:
             wanted = {i: [f"shared/points/{i}.npy"] for i in ids[:: round(1 / share)]}
-            source.read_archive(commit, "ABO.tar.gz", wanted, FetchLog(work / f"staging-{label}-{attempt}"))
+            source.read_archive(commit, "ABO.tar.gz", wanted, FetchLedger(work / f"staging-{label}-{attempt}"))
             assert not wanted
 
         # best of `repeats`, the runs interleaved so that load from elsewhere hits all alike

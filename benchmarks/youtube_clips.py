@@ -78,7 +78,7 @@ def main() -> None:
         with dg.DagsterInstance.get() as instance:
             materializer = Materializer(instance)
             materializer.run("infos_video", "e-mm1_100m", raise_on_error=True)
-            (key,) = materializer.source_partitions(work / "root", "video_valor", "video")
+            (key,) = materializer.source_partitions("video_valor", "video")
             mirror.reset_stats()
             started = time.monotonic()
             materializer.run("video_valor", key, raise_on_error=True)

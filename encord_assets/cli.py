@@ -1,4 +1,4 @@
-"""The `encord-assets` command: demo, status, instance, mirror, settings."""
+"""The `encord-assets` command: demo, status, instance, mirror, objectstore."""
 
 import argparse
 import sys
@@ -12,12 +12,12 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="run the whole pipeline against the local upstream mirror")
     demo.add_argument("--infos", type=Path, default=None, help="E-MM1 datasets/ folder (default: bundled sample)")
-    demo.add_argument("--root", type=Path, default=Path("data"), help="ROOT of the layout (default ./data)")
+    demo.add_argument("--root", default="data", help="ROOT of the layout: a folder or s3://BUCKET/PREFIX (default ./data)")
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
 
     status = commands.add_parser("status", help="coverage tables from the manifests under ROOT (as the coverage_report asset)")
-    status.add_argument("--root", type=Path, default=Path("data"))
+    status.add_argument("--root", default="data", help="a folder or s3://BUCKET/PREFIX")
     status.add_argument("--problems-csv", type=Path, default=None, help="also write unavailable/failed rows here")
 
     instance = commands.add_parser("instance", help="install the project's dagster.yaml and pool limits into DAGSTER_HOME")
@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = commands.add_parser("settings", help="the environment variables the project reads, as a markdown table")
     settings.add_argument("--readme", type=Path, default=None, help="regenerate the settings tables of this README instead")
+    objectstore = commands.add_parser(
+        "objectstore", help="start a local S3-compatible server (moto, in memory) with a bucket, for an s3:// ROOT"
+    )
+    objectstore.add_argument("--dir", type=Path, required=True, help="where the server writes its request and server logs")
+    objectstore.add_argument("--port", type=int, default=0, help="default: a free port")
+    objectstore.add_argument("--bucket", default="e-mm1", help="the bucket to create (default e-mm1)")
 
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -38,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
     if args.command == "status":
         from encord_assets.products.coverage_report import print_status
+        from encord_assets.store import DatasetStore
 
-        print_status(args.root, args.problems_csv)
+        print_status(DatasetStore(root=args.root), args.problems_csv)
         return 0
     if args.command == "instance":
         from encord_assets.operations.instance import prepare_instance
@@ -68,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return 0
+    if args.command == "objectstore":
+        from encord_assets.store.objectstore import serve_here
+
+        return serve_here(args.dir, args.port, args.bucket)
     return 2
 
 

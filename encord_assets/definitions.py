@@ -4,7 +4,6 @@ import dagster as dg
 
 from encord_assets.infos.assets import INFOS_ASSETS
 from encord_assets.infos.files import InfosDir
-from encord_assets.layout.data_root import default_data_root
 from encord_assets.layout.io_manager import DatasetIOManager
 from encord_assets.layout.tables import TableIOManager
 from encord_assets.operations.definitions import operations_definitions
@@ -12,18 +11,19 @@ from encord_assets.products.captions import captions
 from encord_assets.settings import resource_config
 from encord_assets.sources.factory import SOURCE_ASSETS
 from encord_assets.sources.resources import fetcher_resources
+from encord_assets.store import default_store
 
 
 def build_defs() -> dg.Definitions:
     """Definitions whose optional settings come from the environment as it is now."""
-    data_root = default_data_root()
+    store = default_store()
     core = dg.Definitions(
         assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions],
         resources={
-            "data_root": data_root,
+            "store": store,
             "infos_dir": InfosDir(**resource_config("infos_dir")),
-            "dataset_io_manager": DatasetIOManager(data_root=data_root),
-            "table_io_manager": TableIOManager(data_root=data_root),
+            "dataset_io_manager": DatasetIOManager(store=store),
+            "table_io_manager": TableIOManager(store=store),
             **fetcher_resources(),
         },
     )

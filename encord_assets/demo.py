@@ -14,6 +14,8 @@ from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
 from encord_assets.operations.instance import install_instance_yaml, relax_sqlite_durability, set_pool_limits
 from encord_assets.products.coverage import coverage, problem_rows, read_rejects
+from encord_assets.store import DatasetStore
+from encord_assets.store.store import is_object_url
 
 def normalized_rows(infos_dir: Path) -> pl.DataFrame:
     """Every valid routed row of every split, for building the mirror (the assets redo this in Dagster)."""
@@ -36,16 +38,16 @@ def write_dotenv(directory: Path, values: dict[str, str]) -> None:
     env_file.write_text("\n".join(keep + [f"{k}={v}" for k, v in values.items()]) + "\n")
 
 
-def print_report(root: Path, fetched_bytes: int, failures: list[str], seconds: float) -> int:
-    table = coverage(root)
+def print_report(store: DatasetStore, fetched_bytes: int, failures: list[str], seconds: float) -> int:
+    table = coverage(store)
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(table)
-    rejects = read_rejects(root)
+    rejects = read_rejects(store)
     if rejects.height:
         print(f"\n{rejects.height} infos row(s) rejected or routed to no source:")
         for row in rejects.iter_rows(named=True):
             print(f"  {row['infos_file']} row {row['infos_row']}: {row['column']}={row['value']!r}: {row['reason']}")
-    problems = problem_rows(root)
+    problems = problem_rows(store)
     if problems.height:
         print(f"\n{problems.height} row(s) not placed:")
         for row in problems.iter_rows(named=True):
@@ -56,10 +58,12 @@ def print_report(root: Path, fetched_bytes: int, failures: list[str], seconds: f
     return 1 if problems.height or failures else 0
 
 
-def run_demo(infos_dir: Path | None, root: Path, dagster_home: Path, mirror_dir: Path) -> int:
+def run_demo(infos_dir: Path | None, root: str, dagster_home: Path, mirror_dir: Path) -> int:
+    """`root` is a local folder or an s3:// URL (endpoint and credentials from the AWS_* variables)."""
     started = time.monotonic()
     infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
-    root, dagster_home, mirror_dir = root.absolute(), dagster_home.absolute(), mirror_dir.absolute()
+    root = root if is_object_url(root) else str(Path(root).absolute())
+    dagster_home, mirror_dir = dagster_home.absolute(), mirror_dir.absolute()
     if install_instance_yaml(dagster_home):
         print(f"wrote {dagster_home / 'dagster.yaml'} (run queue and pool limits)")
     relax_sqlite_durability()
@@ -68,13 +72,13 @@ def run_demo(infos_dir: Path | None, root: Path, dagster_home: Path, mirror_dir:
     with Mirror(mirror_dir) as mirror:
         settings = attach(mirror)
         os.environ.update(
-            {"ROOT_DATA_PATH": str(root), "ENCORD_INFOS_DIR": str(infos_dir), "DAGSTER_HOME": str(dagster_home), **settings}
+            {"ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir), "DAGSTER_HOME": str(dagster_home), **settings}
         )
         print(f"upstream mirror: {mirror.url}")
         with dg.DagsterInstance.get() as instance:
             set_pool_limits(instance)
             materializer = Materializer(instance)
-            materializer.everything(root)
+            materializer.everything()
         fetched = mirror.stats()["bytes_sent"]
-    write_dotenv(Path.cwd(), {"DAGSTER_HOME": str(dagster_home), "ROOT_DATA_PATH": str(root), "ENCORD_INFOS_DIR": str(infos_dir)})
-    return print_report(root, fetched, materializer.failures, time.monotonic() - started)
+    write_dotenv(Path.cwd(), {"DAGSTER_HOME": str(dagster_home), "ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir)})
+    return print_report(materializer.store, fetched, materializer.failures, time.monotonic() - started)

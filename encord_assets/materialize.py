@@ -1,20 +1,19 @@
 """Materialize assets partition by partition in one Dagster instance (demo, tests, benchmarks)."""
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from encord_assets.infos.files import splits_for
-from encord_assets.layout.paths import bookkeeping_dir
+from encord_assets.layout.paths import bookkeeping_key, manifest_key
+from encord_assets.store import DatasetStore, default_store
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def partitions_with_rows(root: Path, source_name: str, modality: str) -> list[str | None] | None:
+def partitions_with_rows(store: DatasetStore, source_name: str, modality: str) -> list[str | None] | None:
     """The partition keys holding rows of a source, from its materialized infos tables (None when
     there is no table yet; a None key stands for rows whose partition is found at run time)."""
-    tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
+    tables = store.infos_tables(modality)
     if not tables:
         return None
     keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
@@ -29,6 +28,7 @@ class Materializer:
 
         self.defs = build_defs()
         self.instance = instance
+        self.store = default_store().process_config_and_initialize()
         self.assets = list(self.defs.assets)
         self.failures: list[str] = []
 
@@ -56,28 +56,28 @@ class Materializer:
             for split in infos_asset.partitions_def.get_partition_keys():
                 self.run(infos_asset.key.path[-1], split)
 
-    def source_partitions(self, root: Path, source_name: str, modality: str) -> list[str]:
+    def source_partitions(self, source_name: str, modality: str) -> list[str]:
         """The non-empty partitions of a source, from its materialized infos tables."""
-        return partitions_with_rows(root, source_name, modality) or []
+        return partitions_with_rows(self.store, source_name, modality) or []
 
-    def located_partitions(self, root: Path, spec) -> None:
+    def located_partitions(self, spec) -> None:
         """A source that locates its rows at run time (archives with no upstream id mapping):
         visit its partitions in order, running each that has something to look for, or a
         manifest to refresh; later ones usually have nothing left once the rows are found."""
-        from encord_assets.layout.paths import manifest_path
         from encord_assets.sources.archive_index import ArchiveIndex
 
-        tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{spec.modality}").glob("*.parquet"))
+        tables = self.store.infos_tables(spec.modality)
         if not tables:
             return
         rows = pl.scan_parquet(tables).filter(pl.col("source") == spec.name).collect()
-        index = ArchiveIndex(root, spec.name, spec.partitions.keys)
+        index = ArchiveIndex(self.store, spec.name, spec.partitions.keys)
+        manifests = set(self.store.find(bookkeeping_key("manifests", spec.name)))
         for key in spec.partitions.keys:
-            if rows.height and (index.needs_run(key, rows) or manifest_path(root, spec.name, key).exists()):
+            if rows.height and (index.needs_run(key, rows) or manifest_key(spec.name, key) in manifests):
                 self.run(spec.name, key)
                 index.refresh()
 
-    def everything(self, root: Path) -> None:
+    def everything(self) -> None:
         from encord_assets.sources.registry import SOURCES
 
         self.infos()
@@ -87,8 +87,8 @@ class Materializer:
             self.run(index)
         for spec in SOURCES:
             if spec.locates_rows:
-                self.located_partitions(root, spec)
+                self.located_partitions(spec)
                 continue
-            for key in self.source_partitions(root, spec.name, spec.modality):
+            for key in self.source_partitions(spec.name, spec.modality):
                 self.run(spec.name, key)
         self.run("coverage_report")

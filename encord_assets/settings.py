@@ -80,20 +80,43 @@ def _per_source(name: str, default, meaning: str, section: str, field: str, sour
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("ROOT_DATA_PATH", REQUIRED, "ROOT of the layout", "core", (("data_root", "root"),)),
+    Setting(
+        "ROOT_DATA_PATH", REQUIRED, "ROOT of the layout: a folder, or `s3://BUCKET/PREFIX` (see *ROOT on object storage*)", "core", (("store", "root"),)),
     Setting(
         "ENCORD_INFOS_DIR", None, "folder shaped like E-MM1's `datasets/`", "core", (("infos_dir", "path"),),
         shown_default="bundled sample",
     ),
-    Setting("ENCORD_AUDIO_DIR", DEFAULT_AUDIO_DIR, "folder for E-MM1 audio clips", "core", (("data_root", "audio_dir"),)),
+    Setting("ENCORD_AUDIO_DIR", DEFAULT_AUDIO_DIR, "folder for E-MM1 audio clips", "core", (("store", "audio_dir"),)),
     Setting(
         "ENCORD_EXTRA_SAVE_FOLDERS", "", "comma-separated extra accepted save_folder values", "core",
-        (("data_root", "extra_save_folders"),),
+        (("store", "extra_save_folders"),),
     ),
     Setting(
         "ENCORD_RETRY_UNAVAILABLE", False, "re-try rows recorded as permanently unavailable", "core",
-        (("data_root", "retry_unavailable"),),
+        (("store", "retry_unavailable"),),
     ),
+    Setting(
+        "ENCORD_SCRATCH_DIR", "", "object-storage ROOT: local folder for staging and cached tables", "store",
+        (("store", "scratch_dir"),), shown_default="`<temp dir>/encord_assets_scratch`",
+    ),
+    Setting(
+        "ENCORD_UPLOAD_PART_BYTES", 64 << 20, "object-storage ROOT: multipart part size (files of two parts or more)",
+        "store", (("store", "upload_part_bytes"),), shown_default="`67108864` (64 MiB)",
+    ),
+    Setting(
+        "ENCORD_UPLOAD_CONCURRENCY", 16, "object-storage ROOT: uploads at once when a partition is placed", "store",
+        (("store", "upload_concurrency"),),
+    ),
+    Setting(
+        "ENCORD_UPLOAD_ATTEMPTS", 8, "object-storage ROOT: attempts per request (botocore standard retry mode)", "store",
+        (("store", "upload_attempts"),),
+    ),
+    # Read by botocore itself (the standard AWS way); declared so the tables and the tests' scrub know them.
+    Setting("AWS_ENDPOINT_URL", None, "S3-compatible endpoint (any service but AWS itself)", "store", shown_default="AWS"),
+    Setting("AWS_REGION", None, "bucket region", "store", (("store", "region"),), shown_default="botocore's"),
+    Setting("AWS_ACCESS_KEY_ID", None, "access key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
+    Setting("AWS_SECRET_ACCESS_KEY", None, "secret key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
+    Setting("AWS_PROFILE", None, "profile in `~/.aws` instead of keys", "store", shown_default="none"),
     Setting("COCO_BASE_URL", "http://images.cocodataset.org", "COCO image host", "coco", (("coco", "base_url"),)),
     Setting(
         "COCO_METHOD", "auto", "`auto`, `zip` (Range reads of train2017.zip) or `images` (one GET per image)", "coco",

@@ -1,6 +1,8 @@
 """`encord-assets demo` end to end, as a user runs it: twice, the second run fetching nothing."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -31,3 +33,49 @@ def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path):
         if len(cells) == 10 and not cells[2].startswith("(") and cells[3].isdigit():
             rows, placed_now, present = int(cells[3]), int(cells[4]), int(cells[5])
             assert (placed_now, present) == (0, rows), line
+
+
+def layout_puts(log_lines: list[str], bucket: str) -> list[str]:
+    """Uploads (PUT, or POST of a multipart upload) to keys of the layout, from the server's request log."""
+    keys = [line.split()[2].split("?")[0] for line in log_lines if line.split()[1] in ("PUT", "POST")]
+    return [k for k in keys if k.startswith(f"/{bucket}/") and "/_encord_assets/" not in k and "/captions/" not in k]
+
+
+def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
+    """`encord-assets objectstore` then `encord-assets demo --root s3://...` twice, and `status` there."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "encord_assets.cli", "objectstore", "--dir", str(tmp_path / "s3")],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        exports = {}
+        while len(exports) < 5:
+            line = server.stdout.readline()
+            assert line, "the objectstore command ended early"
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            exports[name] = value
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ROOT_DATA_PATH"))} | exports
+        root = f"s3://{exports['ENCORD_OBJECTSTORE_BUCKET']}/e-mm1"
+        log = tmp_path / "s3" / "requests.log"
+
+        def run(*args):
+            return subprocess.run([sys.executable, "-m", "encord_assets.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+
+        first = run("demo", "--root", root)
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+        uploads = layout_puts(log.read_text().splitlines(), exports["ENCORD_OBJECTSTORE_BUCKET"])
+        assert any("/image/" in k for k in uploads) and any("/video/" in k for k in uploads)
+        seen = len(log.read_text().splitlines())
+
+        second = run("demo", "--root", root)
+        assert second.returncode == 0, second.stdout[-4000:]
+        assert "upstream bytes fetched this run: 0;" in second.stdout
+        assert layout_puts(log.read_text().splitlines()[seen:], exports["ENCORD_OBJECTSTORE_BUCKET"]) == []
+
+        status = run("status", "--root", root)
+        assert status.returncode == 0 and "already_present" in status.stdout and "image_coco" in status.stdout, status.stdout + status.stderr
+        assert exports["AWS_SECRET_ACCESS_KEY"] not in first.stdout + first.stderr + second.stdout + status.stdout
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

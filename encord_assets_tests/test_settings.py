@@ -8,14 +8,14 @@ import pytest
 
 import encord_assets
 from encord_assets.infos.files import InfosDir
-from encord_assets.layout.data_root import DataRoot
 from encord_assets.operations.policy import Operations
 from encord_assets.settings import REQUIRED, SETTINGS, readme_sections, readme_with_tables, resource_config
 from encord_assets.sources.registry import fetcher_keys, fetcher_resource
+from encord_assets.store import DatasetStore
 
 README = Path(__file__).parents[1] / "README.md"
 FETCHERS = {key: fetcher_resource(key) for key in fetcher_keys()}
-RESOURCES = {**FETCHERS, "data_root": DataRoot, "operations": Operations, "infos_dir": InfosDir}
+RESOURCES = {**FETCHERS, "store": DatasetStore, "operations": Operations, "infos_dir": InfosDir}
 # variables of other tools that the project passes on or sets for its own processes
 NOT_OURS = {"PATH", "DAGSTER_HOME", "XDG_CACHE_HOME", "HF_HOME"}
 
@@ -49,8 +49,8 @@ def test_resources_are_built_from_the_settings(monkeypatch):
     coco = FETCHERS["coco"](**resource_config("coco")).process_config_and_initialize()
     assert coco.threads == 3
     assert FETCHERS["youtube"](**resource_config("youtube")).sleep_seconds == 0.25
-    data_root = DataRoot(**resource_config("data_root")).process_config_and_initialize()
-    assert (data_root.root, data_root.retry_unavailable) == ("/tmp/x", True)
+    store = DatasetStore(**resource_config("store")).process_config_and_initialize()
+    assert (store.root, store.retry_unavailable) == ("/tmp/x", True)
 
 
 def test_no_module_reads_a_setting_of_its_own():

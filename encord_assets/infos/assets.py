@@ -5,25 +5,25 @@ import polars as pl
 
 from encord_assets.infos.files import MODALITIES, InfosDir, infos_file, splits_for
 from encord_assets.infos.normalize import NormalizedInfos, empty_rows, normalize
-from encord_assets.layout.paths import bookkeeping_dir, write_atomically
+from encord_assets.layout.paths import bookkeeping_key
 from encord_assets.metadata import table_metadata
-from encord_assets.layout.data_root import DataRoot
+from encord_assets.store import DatasetStore
 
 
 def split_partitions(modality: str) -> dg.StaticPartitionsDefinition:
     return dg.StaticPartitionsDefinition(list(splits_for(modality)))
 
 
-def read_split(infos_dir: InfosDir, data_root: DataRoot, split: str, modality: str) -> NormalizedInfos | None:
+def read_split(infos_dir: InfosDir, store: DatasetStore, split: str, modality: str) -> NormalizedInfos | None:
     path = infos_file(infos_dir.path, split, modality)
     if path is None:
         return None
     name = str(path.relative_to(infos_dir.path)) if path.is_relative_to(infos_dir.path) else str(path)
-    return normalize(path, name, split, modality, data_root.save_folders, data_root.audio_dir)
+    return normalize(path, name, split, modality, store.save_folders, store.audio_dir)
 
 
-def rejects_path(data_root: DataRoot, modality: str, split: str):
-    return bookkeeping_dir(data_root.root_path) / "rejects" / f"{modality}__{split}.csv"
+def rejects_key(modality: str, split: str) -> str:
+    return bookkeeping_key("rejects", f"{modality}__{split}.csv")
 
 
 def build_infos_asset(modality: str) -> dg.AssetsDefinition:
@@ -35,15 +35,15 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
         kinds={"polars", "parquet"},
         description=f"Validated, normalized E-MM1 {modality} infos rows of one split, with target paths and partition keys.",
     )
-    def infos_asset(context: dg.AssetExecutionContext, infos_dir: InfosDir, data_root: DataRoot) -> pl.LazyFrame:
+    def infos_asset(context: dg.AssetExecutionContext, infos_dir: InfosDir, store: DatasetStore) -> pl.LazyFrame:
         split = context.partition_key
-        infos = read_split(infos_dir, data_root, split, modality)
+        infos = read_split(infos_dir, store, split, modality)
         if infos is None:
             context.log.info(f"{split} has no {modality} infos file under {infos_dir.path}")
             context.add_output_metadata({"rows": 0, "rejected": 0, "unrouted": 0})
             return empty_rows(modality)
         rejects = infos.rejects
-        write_atomically(rejects_path(data_root, modality, split), rejects.write_csv)
+        store.write(rejects_key(modality, split), rejects.write_csv)
         kinds = dict(rejects.group_by("kind").len().iter_rows())
         for row in rejects.filter(pl.col("kind") == "rejected").head(20).iter_rows(named=True):
             context.log.warning(
@@ -56,7 +56,7 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
                 "rejected": kinds.get("rejected", 0),
                 "unrouted": kinds.get("unrouted", 0),
                 "rejects": table_metadata(rejects),
-                "rejects_file": dg.MetadataValue.path(str(rejects_path(data_root, modality, split))),
+                "rejects_file": dg.MetadataValue.path(store.uri(rejects_key(modality, split))),
                 **({"rows_by_source": table_metadata(by_source.sort("source"))} if by_source is not None else {}),
             }
         )

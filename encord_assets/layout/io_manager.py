@@ -1,10 +1,8 @@
-"""The dataset IO manager: the only code that writes into ROOT/<save_folder>/<dir>/<file_name>.
-
-It checks each staged file, renames it into place (atomic on the same filesystem), and
-writes the partition manifest last, as the completion marker: one row per infos row.
+"""The dataset IO manager: checks each staged file, has the store place it at
+ROOT/<save_folder>/<dir>/<file_name> (a rename on a local ROOT, a conditional create on object
+storage), and writes the partition manifest last, as the completion marker: one row per infos row.
 """
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -12,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from encord_assets.layout.outcomes import RESULT_SCHEMA, Outcome, PartitionFetch
-from encord_assets.layout.paths import UnsafePath, inside_root, manifest_path, write_atomically
-from encord_assets.layout.plan import read_manifest, sha256_of
+from encord_assets.layout.paths import UnsafePath, layout_key, manifest_key
+from encord_assets.ledger import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.metadata import table_metadata
-from encord_assets.layout.data_root import DataRoot
+from encord_assets.store import DatasetStore
+from encord_assets.store.backends import sha256_of
 
 MANIFEST_COLUMNS = (
     "split",
@@ -35,12 +33,12 @@ MANIFEST_COLUMNS = (
 )
 
 
-def _place(root: Path, staged: dict) -> dict:
-    """Check one staged file and move it into place; return its final result row."""
+def _check(staged: dict) -> dict:
+    """A staged file's result row before placing: failed or rejected, or with its size and sha256."""
     result = {**staged, "staged_path": None}
     path = Path(staged["staged_path"])
     try:
-        final = inside_root(root, staged["target"])
+        layout_key(staged["target"])
     except UnsafePath as error:
         return {**result, "outcome": Outcome.REJECTED.value, "error_class": "unsafe_path", "error_message": str(error)}
     if not path.is_file():
@@ -54,10 +52,20 @@ def _place(root: Path, staged: dict) -> dict:
             "error_class": "size_mismatch",
             "error_message": f"staged {size} bytes, upstream announced {expected}",
         }
-    sha = sha256_of(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, final)
-    return {**result, "outcome": Outcome.PLACED.value, "bytes": size, "sha256": sha}
+    return {**result, "staged_path": str(path), "outcome": "checked", "bytes": size, "sha256": sha256_of(path)}
+
+
+def place_staged(store: DatasetStore, fetched: pl.DataFrame) -> list[dict]:
+    """Final result rows for the ledger's rows: staged files checked and placed, the rest as recorded."""
+    rows = [_check(row) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)]
+    checked = [row for row in rows if row["outcome"] == "checked"]
+    for row, placed in zip(checked, store.place_all(checked), strict=True):
+        row["staged_path"] = None
+        if isinstance(placed, BaseException):
+            row.update(outcome=Outcome.FAILED.value, error_class="place_failed", error_message=f"{type(placed).__name__}: {placed}")
+        else:
+            row["outcome"], row["bytes"] = placed
+    return rows
 
 
 def build_manifest(fetch: PartitionFetch, results: pl.DataFrame) -> pl.DataFrame:
@@ -82,20 +90,20 @@ def summarize(manifest: pl.DataFrame) -> dict[str, int]:
 class DatasetIOManager(dg.ConfigurableIOManager):
     """Places staged files into the layout and records the partition manifest."""
 
-    data_root: dg.ResourceDependency[DataRoot]
+    store: dg.ResourceDependency[DatasetStore]
 
     def handle_output(self, context: dg.OutputContext, fetch: PartitionFetch) -> None:
-        root = self.data_root.root_path
         started = time.monotonic()
-        fetched = fetch.log.results()
-        placed = [
-            _place(root, row) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)
-        ]
+        try:
+            placed = place_staged(self.store, fetch.ledger.results())
+        except BaseException:
+            shutil.rmtree(fetch.ledger.staging_dir, ignore_errors=True)
+            raise
         results = pl.concat([fetch.prior, pl.DataFrame(placed, schema=RESULT_SCHEMA)])
         manifest = build_manifest(fetch, results)
-        path = manifest_path(root, fetch.asset_name, fetch.partition_key)
+        path = self.store.uri(manifest_key(fetch.asset_name, fetch.partition_key))
         try:
-            write_atomically(path, manifest.write_parquet)
+            self.store.write_manifest(fetch.asset_name, fetch.partition_key, manifest)
         except (OSError, pl.exceptions.ComputeError) as error:  # polars reports a full disk as a ComputeError
             raise dg.Failure(
                 description=f"could not write the manifest {path}: {error}; the files placed so far are found by the next run",
@@ -103,7 +111,7 @@ class DatasetIOManager(dg.ConfigurableIOManager):
                 allow_retries=False,
             ) from error
         finally:
-            shutil.rmtree(fetch.log.staging_dir, ignore_errors=True)
+            shutil.rmtree(fetch.ledger.staging_dir, ignore_errors=True)
 
         counts = summarize(manifest)
         new = results.filter(pl.col("outcome") == Outcome.PLACED.value)
@@ -112,14 +120,14 @@ class DatasetIOManager(dg.ConfigurableIOManager):
         metadata = {
             **{f"rows_{name}": count for name, count in counts.items()},
             "rows": manifest.height,
-            "bytes_fetched": fetch.log.bytes_fetched,
+            "bytes_fetched": fetch.ledger.bytes_fetched,
             "bytes_placed": bytes_placed,
-            "fetch_to_placed_ratio": round(fetch.log.bytes_fetched / bytes_placed, 4) if bytes_placed else 0.0,
-            "requests": fetch.log.requests,
+            "fetch_to_placed_ratio": round(fetch.ledger.bytes_fetched / bytes_placed, 4) if bytes_placed else 0.0,
+            "requests": fetch.ledger.requests,
             "fetch_seconds": round(fetch.elapsed_seconds, 3),
             "place_seconds": round(time.monotonic() - started, 3),
-            "manifest": dg.MetadataValue.path(str(path)),
-            **{f"note_{k}": v for k, v in fetch.log.notes.items()},
+            "manifest": dg.MetadataValue.path(path),
+            **{f"note_{k}": v for k, v in fetch.ledger.notes.items()},
         }
         if problems.height:
             metadata["problems"] = table_metadata(
@@ -142,6 +150,6 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         name = context.upstream_output.asset_key.path[-1]
         keys = context.asset_partition_keys if context.has_asset_partitions else []
-        frames = [read_manifest(self.data_root.root_path, name, key) for key in keys]
+        frames = [self.store.read_manifest(name, key) for key in keys]
         frames = [frame for frame in frames if frame is not None]
         return pl.concat(frames) if frames else pl.DataFrame(schema={c: pl.String for c in MANIFEST_COLUMNS})

@@ -73,37 +73,35 @@ def target_expr(audio_dir: str = DEFAULT_AUDIO_DIR) -> pl.Expr:
     return pl.concat_str([pl.col("save_folder"), folder, pl.col("file_name")], separator="/")
 
 
-def inside_root(root: Path, relative: str) -> Path:
-    """The absolute final path of `relative`, refusing anything that resolves outside ROOT."""
+def layout_key(relative: str) -> str:
+    """`relative` (a target from an infos row) checked to be a file inside the layout: every
+    component safe, and not under the bookkeeping folder."""
     parts = relative.split("/")
     for part in parts:
         check_component(part)
-    root = root.resolve()
-    path = root.joinpath(*parts)
-    # resolve() follows symlinks a user or an attacker may have left inside ROOT.
-    if not path.resolve().is_relative_to(root) or parts[0] == BOOKKEEPING_DIR:
-        raise UnsafePath(f"{relative!r} resolves outside the dataset layout under {root}")
-    return path
+    if parts[0] == BOOKKEEPING_DIR:
+        raise UnsafePath(f"{relative!r} is inside the bookkeeping folder {BOOKKEEPING_DIR}/, not the dataset layout")
+    return relative
 
 
-def bookkeeping_dir(root: Path) -> Path:
-    return Path(root) / BOOKKEEPING_DIR
+def bookkeeping_key(*parts: str) -> str:
+    return "/".join((BOOKKEEPING_DIR, *parts))
 
 
 def partition_file_stem(partition_key: str) -> str:
     return partition_key.replace("|", "__")
 
 
-def manifest_path(root: Path, asset_name: str, partition_key: str) -> Path:
-    return bookkeeping_dir(root) / "manifests" / asset_name / f"{partition_file_stem(partition_key)}.parquet"
+def manifest_key(asset_name: str, partition_key: str) -> str:
+    return bookkeeping_key("manifests", asset_name, f"{partition_file_stem(partition_key)}.parquet")
 
 
-def manifests_dir(root: Path) -> Path:
-    return bookkeeping_dir(root) / "manifests"
+def staging_key(asset_name: str, partition_key: str) -> str:
+    return bookkeeping_key("staging", asset_name, partition_file_stem(partition_key))
 
 
-def staging_root(root: Path, asset_name: str, partition_key: str) -> Path:
-    return bookkeeping_dir(root) / "staging" / asset_name / partition_file_stem(partition_key)
+def table_key(asset_name: str, partition_key: str | None) -> str:
+    return bookkeeping_key("tables", asset_name, f"{partition_file_stem(partition_key) if partition_key else 'all'}.parquet")
 
 
 def temporary_sibling(path: Path) -> Path:

@@ -8,23 +8,21 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from encord_assets.infos.assets import rejects_path
-from encord_assets.layout.outcomes import Outcome
-from encord_assets.layout.paths import bookkeeping_dir
-from encord_assets.layout.plan import read_manifest, sha256_of
+from encord_assets.infos.assets import rejects_key
+from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.decode import Undecodable, decoder_for
 from encord_assets.operations.policy import Operations
-from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.registry import SourceSpec
+from encord_assets.store import DatasetStore
 
 ON_DISK = [Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value]
 THREADS = 4
 
 
-def files_on_disk(root: Path, asset_name: str, partition_key: str) -> pl.DataFrame | None:
+def files_on_disk(store: DatasetStore, asset_name: str, partition_key: str) -> pl.DataFrame | None:
     """One row per target the manifest says is in the layout (None when the partition has no manifest)."""
-    manifest = read_manifest(root, asset_name, partition_key)
+    manifest = store.read_manifest(asset_name, partition_key)
     if manifest is None:
         return None
     return manifest.filter(pl.col("outcome").is_in(ON_DISK)).unique("target", keep="first", maintain_order=True)
@@ -42,25 +40,24 @@ def check_result(problems: list[dict], checked: int, what: str, severity=dg.Asse
     )
 
 
-def match_manifest(root: Path, row: dict) -> str | None:
-    path = root / row["target"]
-    if not path.is_file():
+def match_manifest(store: DatasetStore, sizes: dict[str, int], row: dict) -> str | None:
+    size = sizes.get(row["target"])
+    if size is None:
         return "missing from the layout"
-    size = path.stat().st_size
     if size != row["bytes"]:
-        return f"{size} bytes on disk, manifest says {row['bytes']}"
-    if sha256_of(path) != row["sha256"]:
+        return f"{size} bytes in the layout, manifest says {row['bytes']}"
+    if store.sha256(row["target"]) != row["sha256"]:
         return "sha256 differs from the manifest"
     return None
 
 
-def decode_problem(root: Path, row: dict, tolerance: float) -> str | None:
-    path = root / row["target"]
-    decode = decoder_for(path, row["modality"])
+def decode_problem(store: DatasetStore, row: dict, tolerance: float) -> str | None:
+    decode = decoder_for(Path(row["target"]), row["modality"])
     if decode is None:
         return None
     try:
-        found = decode(path)
+        with store.local_file(row["target"]) as path:
+            found = decode(path)
     except (Undecodable, OSError) as error:
         return str(error)
     expected = row.get("expected_duration")
@@ -69,10 +66,10 @@ def decode_problem(root: Path, row: dict, tolerance: float) -> str | None:
     return None
 
 
-def clip_durations(root: Path, modality: str, targets: list[str]) -> pl.DataFrame:
+def clip_durations(store: DatasetStore, modality: str, targets: list[str]) -> pl.DataFrame:
     """end_time - start_time per target, from the normalized infos tables (clips only)."""
-    tables = sorted((bookkeeping_dir(root) / "tables" / f"infos_{modality}").glob("*.parquet"))
-    if not tables or modality not in ("video", "audio"):
+    tables = store.infos_tables(modality) if modality in ("video", "audio") else []
+    if not tables:
         return pl.DataFrame(schema={"target": pl.String, "expected_duration": pl.Float64})
     return (
         pl.scan_parquet(tables)
@@ -109,12 +106,12 @@ def build_source_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg
         partitions_def=asset.partitions_def,
         description="Every file the partition's manifest lists as placed or present exists with the manifest's size and sha256.",
     )
-    def files_match_manifest(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
-        root = data_root.root_path
-        rows = files_on_disk(root, spec.name, context.partition_key)
+    def files_match_manifest(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> dg.AssetCheckResult:
+        rows = files_on_disk(store, spec.name, context.partition_key)
         if rows is None:
             return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
-        return check_result(each_file(rows, lambda row: match_manifest(root, row)), rows.height, "match the manifest")
+        sizes = store.present(rows["target"].to_list())
+        return check_result(each_file(rows, lambda row: match_manifest(store, sizes, row)), rows.height, "match the manifest")
 
     @partitioned_check(
         asset=asset,
@@ -122,14 +119,13 @@ def build_source_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg
         partitions_def=asset.partitions_def,
         description="Placed images decode (Pillow), clips decode with the infos duration (ffmpeg), .npy arrays load (numpy).",
     )
-    def files_decode(context: dg.AssetCheckExecutionContext, data_root: DataRoot, operations: Operations) -> dg.AssetCheckResult:
-        root = data_root.root_path
-        rows = files_on_disk(root, spec.name, context.partition_key)
+    def files_decode(context: dg.AssetCheckExecutionContext, store: DatasetStore, operations: Operations) -> dg.AssetCheckResult:
+        rows = files_on_disk(store, spec.name, context.partition_key)
         if rows is None:
             return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
-        rows = rows.join(clip_durations(root, spec.modality, rows["target"].to_list()), on="target", how="left")
+        rows = rows.join(clip_durations(store, spec.modality, rows["target"].to_list()), on="target", how="left")
         tolerance = operations.duration_tolerance_ms / 1000
-        return check_result(each_file(rows, lambda row: decode_problem(root, row, tolerance)), rows.height, "decode")
+        return check_result(each_file(rows, lambda row: decode_problem(store, row, tolerance)), rows.height, "decode")
 
     return [files_match_manifest, files_decode]
 
@@ -143,15 +139,16 @@ def build_infos_check(infos_asset: dg.AssetsDefinition) -> dg.AssetChecksDefinit
         partitions_def=infos_asset.partitions_def,
         description="Fails when infos rows were rejected (ERROR) or routed to no source (WARN); lists them.",
     )
-    def rows_accepted_and_routed(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
-        path = rejects_path(data_root, modality, context.partition_key)
-        rejects = pl.read_csv(path, infer_schema=False) if path.exists() else pl.DataFrame(schema={"kind": pl.String})
+    def rows_accepted_and_routed(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> dg.AssetCheckResult:
+        key = rejects_key(modality, context.partition_key)
+        rejects = store.read_csv(key)
+        rejects = rejects if rejects is not None else pl.DataFrame(schema={"kind": pl.String})
         kinds = dict(rejects.group_by("kind").len().iter_rows()) if rejects.height else {}
         rejected, unrouted = kinds.get("rejected", 0), kinds.get("unrouted", 0)
         metadata = {"rejected": rejected, "unrouted": unrouted}
         if rejects.height:
             metadata["rows"] = table_metadata(rejects, limit=50)
-            metadata["rejects_file"] = dg.MetadataValue.path(str(path))
+            metadata["rejects_file"] = dg.MetadataValue.path(store.uri(key))
         return dg.AssetCheckResult(
             passed=not rejects.height,
             severity=dg.AssetCheckSeverity.ERROR if rejected else dg.AssetCheckSeverity.WARN,

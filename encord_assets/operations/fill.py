@@ -13,8 +13,8 @@ from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
 from encord_assets.operations.policy import Operations
 from encord_assets.settings import setting
-from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.registry import SourceSpec
+from encord_assets.store import DatasetStore
 
 WANTED = (None, dg.AssetPartitionStatus.FAILED)  # never materialized, or the last run failed
 
@@ -35,10 +35,10 @@ def build_fill_schedule(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg
         default_status=dg.DefaultScheduleStatus.RUNNING if setting("ENCORD_FILL_SCHEDULE").read() else dg.DefaultScheduleStatus.STOPPED,
         description=f"Requests a run for every partition of {spec.name} that has rows and is missing or failed (capped per tick).",
     )
-    def fill(context: dg.ScheduleEvaluationContext, operations: Operations, data_root: DataRoot):
-        with_rows = partitions_with_rows(data_root.root_path, spec.name, spec.modality)
+    def fill(context: dg.ScheduleEvaluationContext, operations: Operations, store: DatasetStore):
+        with_rows = partitions_with_rows(store, spec.name, spec.modality)
         if with_rows is None:
-            return dg.SkipReason(f"no infos_{spec.modality} table under {data_root.root_path}: materialize infos_{spec.modality} first")
+            return dg.SkipReason(f"no infos_{spec.modality} table under {store.uri('')}: materialize infos_{spec.modality} first")
         statuses = partition_statuses(context.instance, asset)
         # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
         candidates = list(statuses) if None in with_rows else with_rows

@@ -17,8 +17,8 @@ from encord_assets.operations.exhausted import write_exhausted
 from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.policy import Operations
 from encord_assets.settings import setting
-from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.registry import SourceSpec
+from encord_assets.store import DatasetStore
 
 FAILED = dg.AssetPartitionStatus.FAILED
 IN_PROGRESS = dg.AssetPartitionStatus.IN_PROGRESS
@@ -60,7 +60,7 @@ def build_retry_sensor(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.
         default_status=dg.DefaultSensorStatus.RUNNING if setting("ENCORD_RETRY_SENSOR").read() else dg.DefaultSensorStatus.STOPPED,
         description=f"Re-requests failed partitions of {spec.name} with exponential backoff, up to a maximum number of attempts.",
     )
-    def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, data_root: DataRoot) -> dg.SensorResult:
+    def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, store: DatasetStore) -> dg.SensorResult:
         now = time.time()
         attempts = json.loads(context.cursor)["attempts"] if context.cursor else {}
         due, kept, exhausted = plan_retries(partition_statuses(context.instance, asset), attempts, operations, now)
@@ -71,7 +71,7 @@ def build_retry_sensor(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.
         if exhausted:
             context.log.info(f"{len(exhausted)} exhausted partition(s) of {spec.name}: {', '.join(sorted(exhausted))}")
         write_exhausted(
-            data_root.root_path, spec.name, {k: {**v, "last_request": iso(v["last_request"])} for k, v in exhausted.items()}
+            store, spec.name, {k: {**v, "last_request": iso(v["last_request"])} for k, v in exhausted.items()}
         )
 
         requests = []

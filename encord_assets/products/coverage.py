@@ -1,38 +1,37 @@
 """Coverage from what is on disk: the partition manifests and the infos rejects."""
 
-from pathlib import Path
-
 import polars as pl
 
-from encord_assets.layout.outcomes import Outcome
-from encord_assets.layout.paths import bookkeeping_dir, manifests_dir
+from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.ledger import Outcome
 from encord_assets.operations.exhausted import read_exhausted
+from encord_assets.store import DatasetStore
 
 OUTCOMES = [outcome.value for outcome in Outcome]
 
 
-def read_manifests(root: Path) -> pl.DataFrame | None:
-    files = sorted(manifests_dir(root).glob("*/*.parquet"))
-    frames = [pl.read_parquet(f).with_columns(pl.lit(str(f)).alias("manifest_file")) for f in files]
-    return pl.concat(frames, how="diagonal_relaxed") if files else None
+def read_manifests(store: DatasetStore) -> pl.DataFrame | None:
+    frames = [frame.with_columns(pl.lit(uri).alias("manifest_file")) for uri, frame in store.manifests()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
-def read_rejects(root: Path) -> pl.DataFrame:
-    files = sorted((bookkeeping_dir(root) / "rejects").glob("*.csv"))
+def read_rejects(store: DatasetStore) -> pl.DataFrame:
     frames = []
-    for file in files:
-        modality, split = file.stem.split("__")
-        frame = pl.read_csv(file, infer_schema=False)
-        if frame.height:
+    for key in store.find(bookkeeping_key("rejects")):
+        if not key.endswith(".csv"):
+            continue
+        modality, split = key.rsplit("/", 1)[-1].removesuffix(".csv").split("__")
+        frame = store.read_csv(key)
+        if frame is not None and frame.height:
             frames.append(frame.with_columns(pl.lit(split).alias("split"), pl.lit(modality).alias("modality")))
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
         schema={"infos_file": pl.String, "infos_row": pl.String, "column": pl.String, "value": pl.String, "reason": pl.String, "kind": pl.String, "split": pl.String, "modality": pl.String}
     )
 
 
-def coverage(root: Path) -> pl.DataFrame:
+def coverage(store: DatasetStore) -> pl.DataFrame:
     """Rows per (split, modality, source) by outcome, with bytes on disk; infos rejects as their own rows."""
-    manifests = read_manifests(root)
+    manifests = read_manifests(store)
     parts = []
     if manifests is not None:
         parts.append(
@@ -45,7 +44,7 @@ def coverage(root: Path) -> pl.DataFrame:
                 .alias("bytes_on_disk"),
             )
         )
-    rejects = read_rejects(root)
+    rejects = read_rejects(store)
     if rejects.height:
         parts.append(
             rejects.group_by("split", "modality", "kind")
@@ -66,9 +65,9 @@ def coverage(root: Path) -> pl.DataFrame:
     return pl.concat([p.select(columns) for p in parts], how="vertical_relaxed").sort("split", "modality", "source")
 
 
-def unavailable_by_reason(root: Path) -> pl.DataFrame:
+def unavailable_by_reason(store: DatasetStore) -> pl.DataFrame:
     """Unavailable rows per (split, modality, source) and error class."""
-    manifests = read_manifests(root)
+    manifests = read_manifests(store)
     if manifests is None:
         return pl.DataFrame(schema={"split": pl.String, "modality": pl.String, "source": pl.String, "reason": pl.String, "rows": pl.UInt32})
     return (
@@ -79,14 +78,14 @@ def unavailable_by_reason(root: Path) -> pl.DataFrame:
     )
 
 
-def problem_rows(root: Path) -> pl.DataFrame:
+def problem_rows(store: DatasetStore) -> pl.DataFrame:
     """Every unavailable or failed row with its reason: a list to hand to a colleague.
 
     `partition_exhausted` marks failed rows whose partition the retry sensor gave up on."""
-    manifests = read_manifests(root)
+    manifests = read_manifests(store)
     if manifests is None:
         return pl.DataFrame()
-    exhausted = read_exhausted(root)["manifest"].to_list()
+    exhausted = read_exhausted(store)["manifest"].to_list()
     return manifests.filter(pl.col("outcome").is_in([Outcome.UNAVAILABLE.value, Outcome.FAILED.value])).select(
         "split", "source", "infos_file", "infos_row", "row_id", "target", "outcome", "error_class", "error_message",
         pl.col("manifest_file").is_in(exhausted).alias("partition_exhausted"),

@@ -5,30 +5,30 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from encord_assets.layout.paths import bookkeeping_dir, write_atomically
+from encord_assets.layout.paths import bookkeeping_key
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.exhausted import read_exhausted
 from encord_assets.products.coverage import coverage, problem_rows, unavailable_by_reason
-from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.registry import SOURCES
+from encord_assets.store import DatasetStore
 
 
-def reports_dir(root: Path) -> Path:
-    return bookkeeping_dir(root) / "reports"
+def report_key(name: str) -> str:
+    return bookkeeping_key("reports", f"{name}.csv")
 
 
-def report_tables(root: Path) -> dict[str, pl.DataFrame]:
+def report_tables(store: DatasetStore) -> dict[str, pl.DataFrame]:
     return {
-        "coverage": coverage(root),
-        "unavailable_by_reason": unavailable_by_reason(root),
-        "exhausted_partitions": read_exhausted(root).drop("manifest"),
-        "problems": problem_rows(root),
+        "coverage": coverage(store),
+        "unavailable_by_reason": unavailable_by_reason(store),
+        "exhausted_partitions": read_exhausted(store).drop("manifest"),
+        "problems": problem_rows(store),
     }
 
 
-def print_status(root: Path, problems_csv: Path | None = None) -> None:
+def print_status(store: DatasetStore, problems_csv: Path | None = None) -> None:
     """What `encord-assets status` prints: the tables of the coverage report asset."""
-    tables = report_tables(root)
+    tables = report_tables(store)
     with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(tables["coverage"])
         for name in ("unavailable_by_reason", "exhausted_partitions"):
@@ -42,11 +42,11 @@ def print_status(root: Path, problems_csv: Path | None = None) -> None:
     print()
 
 
-def write_reports(root: Path) -> dict[str, pl.DataFrame]:
+def write_reports(store: DatasetStore) -> dict[str, pl.DataFrame]:
     """Compute the report tables and write each as CSV under ROOT/_encord_assets/reports/."""
-    tables = report_tables(root)
+    tables = report_tables(store)
     for name, table in tables.items():
-        write_atomically(reports_dir(root) / f"{name}.csv", table.write_csv)
+        store.write(report_key(name), table.write_csv)
     return tables
 
 
@@ -60,9 +60,8 @@ def write_reports(root: Path) -> dict[str, pl.DataFrame]:
         "rejected, bytes on disk), partitions the retry sensor gave up on, and a CSV of every unavailable/failed row."
     ),
 )
-def coverage_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
-    root = data_root.root_path
-    tables = write_reports(root)
+def coverage_report(context: dg.AssetExecutionContext, store: DatasetStore) -> dg.MaterializeResult:
+    tables = write_reports(store)
     table = tables["coverage"]
     totals = {c: int(table[c].sum()) for c in table.columns if c not in ("split", "modality", "source")} if table.height else {}
     context.log.info(f"coverage: {totals}")
@@ -73,6 +72,6 @@ def coverage_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
             "unavailable_by_reason": table_metadata(tables["unavailable_by_reason"], limit=500),
             "exhausted_partitions": table_metadata(tables["exhausted_partitions"], limit=500),
             "problems_rows": tables["problems"].height,
-            "problems_csv": dg.MetadataValue.path(str(reports_dir(root) / "problems.csv")),
+            "problems_csv": dg.MetadataValue.path(store.uri(report_key("problems"))),
         }
     )

@@ -12,10 +12,9 @@ A partition's rows are the rows located in its archive (plus those it reported a
 archive); rows not located anywhere yet are looked for by every archive not fully read.
 """
 
-from pathlib import Path
 import polars as pl
 
-from encord_assets.layout.paths import UnsafePath, bookkeeping_dir, inside_root, write_atomically
+from encord_assets.store import DatasetStore
 
 NOT_FOUND = "not_in_any_archive"
 
@@ -23,37 +22,36 @@ NOT_FOUND = "not_in_any_archive"
 class ArchiveIndex:
     """A snapshot of the index of one asset's archives (refreshed by its own writes)."""
 
-    def __init__(self, root: Path, asset_name: str, keys: tuple[str, ...]):
-        self.root = Path(root)
-        self.dir = bookkeeping_dir(root) / "archive_index" / asset_name
+    def __init__(self, store: DatasetStore, asset_name: str, keys: tuple[str, ...]):
+        self.store = store
+        self.dir = store.state_key("archive_index", asset_name)
         self.keys = keys
         self.refresh()
 
-    def _path(self, name: str) -> Path:
-        return self.dir / f"{name}.parquet"
+    def _key(self, name: str) -> str:
+        return f"{self.dir}/{name}.parquet"
 
     def refresh(self) -> None:
-        files = sorted(self.dir.glob("*.parquet")) if self.dir.is_dir() else []
-        id_files = [f for f in files if f.stem != NOT_FOUND]
-        self._complete = {f.stem for f in id_files if not f.stem.endswith(".partial")}
+        stems = [key.rsplit("/", 1)[-1].removesuffix(".parquet") for key in self.store.find(self.dir) if key.endswith(".parquet")]
+        id_files = sorted(stem for stem in stems if stem != NOT_FOUND)
+        self._complete = {stem for stem in id_files if not stem.endswith(".partial")}
+        frames = [
+            pl.scan_parquet(path).select("file_id", pl.lit(stem.removesuffix(".partial")).alias("archive"))
+            for stem in id_files
+            for path in self.store.local_tables([self._key(stem)])
+        ]
         located = pl.DataFrame(schema={"file_id": pl.String, "archive": pl.String})
-        if id_files:
-            # one scan of every archive's ids; an id seen in two archives belongs to the first
+        if frames:
+            # every archive's ids; an id seen in two archives belongs to the first
             located = (
-                pl.scan_parquet(id_files, include_file_paths="path")
-                .select(
-                    "file_id",
-                    pl.col("path").str.extract(r"([^/]+?)(?:\.partial)?\.parquet$").alias("archive"),
-                )
+                pl.concat(frames)
                 .sort("archive", maintain_order=True)
                 .unique("file_id", keep="first", maintain_order=True)
                 .collect()
             )
         self._located = located
-        path = self._path(NOT_FOUND)
-        self._not_found = (
-            pl.read_parquet(path) if path.exists() else pl.DataFrame(schema={"target": pl.String, "archive": pl.String})
-        )
+        not_found = self.store.read_parquet(self._key(NOT_FOUND))
+        self._not_found = not_found if not_found is not None else pl.DataFrame(schema={"target": pl.String, "archive": pl.String})
 
     def complete(self, key: str) -> bool:
         return key in self._complete
@@ -71,18 +69,18 @@ class ArchiveIndex:
     def record(self, key: str, file_ids: list[str], complete: bool) -> None:
         """Record the ids a pass over `key` read (all of them when `complete`)."""
         ids = pl.DataFrame({"file_id": file_ids}, schema={"file_id": pl.String})
-        partial = self._path(f"{key}.partial")
+        partial = self._key(f"{key}.partial")
         if complete:
-            write_atomically(self._path(key), ids.unique(maintain_order=True).write_parquet)
-            partial.unlink(missing_ok=True)
+            self.store.write(self._key(key), ids.unique(maintain_order=True).write_parquet)
+            self.store.delete(partial)
         elif ids.height:
-            before = pl.read_parquet(partial) if partial.exists() else ids.clear()
-            write_atomically(partial, pl.concat([before, ids]).unique(maintain_order=True).write_parquet)
+            before = self.store.read_parquet(partial)
+            self.store.write(partial, pl.concat([before if before is not None else ids.clear(), ids]).unique(maintain_order=True).write_parquet)
         self.refresh()
 
     def record_not_found(self, key: str, targets: list[str]) -> None:
         rows = pl.DataFrame({"target": targets, "archive": [key] * len(targets)}, schema={"target": pl.String, "archive": pl.String})
-        write_atomically(self._path(NOT_FOUND), pl.concat([self.not_found(), rows]).unique("target").write_parquet)
+        self.store.write(self._key(NOT_FOUND), pl.concat([self.not_found(), rows]).unique("target").write_parquet)
         self.refresh()
 
     def _ours(self, key: str) -> pl.Expr:
@@ -114,11 +112,10 @@ class ArchiveIndex:
 
     def needs_run(self, key: str, rows: pl.DataFrame) -> bool:
         """Whether a run of `key` has a missing file to look for (or rows to report as in no archive)."""
-        settled = self.not_found()["target"].to_list()
-        return any(not self._present(t) for t in self.rows_to_fetch(key, rows)["target"].to_list() if t not in settled)
-
-    def _present(self, target: str) -> bool:
+        settled = set(self.not_found()["target"].to_list())
+        wanted = [t for t in self.rows_to_fetch(key, rows)["target"].to_list() if t not in settled]
         try:
-            return inside_root(self.root, target).is_file()
-        except UnsafePath:
-            return True  # nothing to fetch for a target the layout refuses
+            present = self.store.present(wanted)
+        except ValueError:  # a target the layout refuses: the run reports it
+            return True
+        return any(t not in present for t in wanted)

@@ -13,9 +13,10 @@ import remotezip
 import requests
 from PIL import Image
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
 from encord_assets.sources.retry import RetryPolicy, record_error
+from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.zip_members import copy_members, index_members
 
 
@@ -29,7 +30,7 @@ class HttpStatusError(Exception):
 class CountingFetcher(remotezip.RemoteFetcher):
     """remotezip's fetcher, counting bytes into the partition's log and keeping HTTP statuses."""
 
-    log: FetchLog | None = None
+    log: FetchLedger | None = None
     timeout: float = 60.0
 
     def _request(self, kwargs):
@@ -83,17 +84,18 @@ class CocoImages(dg.ConfigurableResource):
     def image_url(self, file_id: str) -> str:
         return f"{self.base_url.rstrip('/')}/{coco_member(file_id, self.image_split)}"
 
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
+    def fetch(self, work: PartitionWork) -> None:
+        rows, log = work.rows, work.ledger
         retry = RetryPolicy(self.attempts, self.backoff_seconds)
         use_zip = self.method == "zip" or (self.method == "auto" and rows.height >= self.zip_threshold)
-        context.log.info(f"fetching {rows.height} COCO images by {'zip ranges' if use_zip else 'single GETs'}")
+        work.log.info(f"fetching {rows.height} COCO images by {'zip ranges' if use_zip else 'single GETs'}")
         session = new_session(self.user_agent)
         if use_zip:
             self._from_zip(rows, log, retry, session)
         else:
             self._one_by_one(rows, log, retry, session)
 
-    def _from_zip(self, rows: pl.DataFrame, log: FetchLog, retry: RetryPolicy, session: requests.Session) -> None:
+    def _from_zip(self, rows: pl.DataFrame, log: FetchLedger, retry: RetryPolicy, session: requests.Session) -> None:
         wanted: dict[str, list[str]] = {}
         for file_id, target in rows.select("file_id", "target").iter_rows():
             wanted.setdefault(coco_member(file_id, self.image_split), []).append(target)
@@ -110,7 +112,7 @@ class CocoImages(dg.ConfigurableResource):
             members = index_members(zf, zf.size(), log, self.max_image_bytes)
             copy_members(zf, members, wanted, log, retry, self.zip_url)
 
-    def _one_by_one(self, rows: pl.DataFrame, log: FetchLog, retry: RetryPolicy, session: requests.Session) -> None:
+    def _one_by_one(self, rows: pl.DataFrame, log: FetchLedger, retry: RetryPolicy, session: requests.Session) -> None:
         by_image: dict[str, list[str]] = {}
         for file_id, target in rows.select("file_id", "target").iter_rows():
             by_image.setdefault(file_id, []).append(target)

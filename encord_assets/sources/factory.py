@@ -1,17 +1,16 @@
 """Builds one partitioned asset per registry entry, and the index assets the entries name."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from encord_assets.layout.outcomes import FetchLog, PartitionFetch
 from encord_assets.layout.plan import plan_partition
-from encord_assets.layout.progress import Progress
-from encord_assets.layout.staging import fresh_staging_dir
+from encord_assets.ledger import FetchLedger, PartitionFetch
+from encord_assets.progress import Progress
 from encord_assets.sources.partitions import source_partitions, split_mapping
 from encord_assets.sources.registry import SOURCES, SourceSpec
+from encord_assets.sources.work import PartitionWork
 
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -33,7 +32,7 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         partitions_def=partitions,
         ins=ins,
         io_manager_key="dataset_io_manager",
-        required_resource_keys={"data_root", "operations", spec.fetcher},
+        required_resource_keys={"store", "operations", spec.fetcher},
         group_name=spec.modality,
         pool=spec.pool,
         # Files are retried inside the step and rows that still fail go to the retry sensor;
@@ -44,26 +43,31 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher, "shards": spec.shards},
     )
     def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
-        data_root = context.resources.data_root
+        store = context.resources.store
         key = context.partition_key
         fetcher = getattr(context.resources, spec.fetcher)
+        staging, others_running = store.staging_dir(spec.name, key, context.run.run_id, context.instance)
+        ledger = FetchLedger(staging)
+        work = PartitionWork(spec, key, pl.DataFrame(), ledger, store, context.log)
         if spec.locates_rows:
             # rows located in this partition so far, and rows not located anywhere yet
-            rows = fetcher.rows_to_fetch(context, infos.filter(pl.col("source") == spec.name).collect())
+            rows = fetcher.rows_to_fetch(work, infos.filter(pl.col("source") == spec.name).collect())
         else:
             rows = partition_rows(infos, spec, key)
-        plan = plan_partition(data_root.root_path, spec.name, key, rows, data_root.retry_unavailable)
-        staging = fresh_staging_dir(data_root.root_path, spec.name, key, context.run.run_id, context.instance)
-        log = FetchLog(staging, Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds))
+        plan = plan_partition(store, spec.name, key, rows)
+        if not others_running and (aborted := store.abort_abandoned_uploads(plan.todo["target"].to_list())):
+            context.log.info(f"aborted {aborted} multipart upload(s) left by a killed run")
+        work.rows = plan.todo
+        ledger.progress = Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds)
         started = time.monotonic()
         context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
         if plan.todo.height:
             # `index` (when the spec names one) is only read when something is to be fetched
-            fetcher.fetch(context, plan.todo, log, **index)
+            fetcher.fetch(work, **index)
         if spec.locates_rows:
             # the manifest holds the rows this partition now knows to be its own
-            rows = fetcher.rows_located(context, rows, log)
-        return PartitionFetch(spec.name, key, rows, plan.prior, log, time.monotonic() - started)
+            rows = fetcher.rows_located(work, rows)
+        return PartitionFetch(spec.name, key, rows, plan.prior, ledger, time.monotonic() - started)
 
     return source_asset
 
@@ -76,7 +80,7 @@ def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.index,
         io_manager_key="table_io_manager",
-        required_resource_keys={spec.fetcher},
+        required_resource_keys={"store", spec.fetcher},
         group_name=spec.modality,
         kinds={"parquet"},
         description=f"Where each {spec.dataset} file id lives upstream, at one upstream revision.",
@@ -87,10 +91,11 @@ def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         revision = fetcher.index_revision()
         previous = context.instance.get_latest_materialization_event(context.asset_key)
         metadata = previous.asset_materialization.metadata if previous and previous.asset_materialization else {}
-        path = metadata.get("path")
-        if metadata.get("revision") and metadata["revision"].value == revision and path and Path(path.value).is_file():
-            context.log.info(f"upstream revision {revision} unchanged: reusing {path.value}")
-            table, built = pl.read_parquet(path.value), {"reused": True}
+        unchanged = metadata.get("revision") and metadata["revision"].value == revision
+        table = context.resources.store.read_table(spec.index) if unchanged else None
+        if table is not None:
+            context.log.info(f"upstream revision {revision} unchanged: reusing the index built from it")
+            built = {"reused": True}
         else:
             table, built = fetcher.build_index(context, revision)
         context.add_output_metadata({"revision": revision, "entries": table.height, **built})

@@ -5,11 +5,8 @@ is replaced by reading the central directory by Range and then only the needed m
 each in one ranged request, in archive order.
 """
 
-import dagster as dg
-import polars as pl
-
-from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.hf import HfDatasetSource, targets_by
+from encord_assets.sources.work import PartitionWork
 
 
 class Flickr30kZip(HfDatasetSource):
@@ -19,9 +16,10 @@ class Flickr30kZip(HfDatasetSource):
     archive: str = "flickr30k-images.zip"
     max_image_bytes: int = 64 << 20
 
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
+    def fetch(self, work: PartitionWork) -> None:
+        rows, log = work.rows, work.ledger
         wanted = targets_by(rows)
-        context.log.info(f"reading {len(wanted)} members of {self.repo_id}/{self.archive}@{self.revision}")
+        work.log.info(f"reading {len(wanted)} members of {self.repo_id}/{self.archive}@{self.revision}")
         self.copy_zip_members(self.filesystem(), self.revision, self.archive, None, wanted, log, self.max_image_bytes)
 
 

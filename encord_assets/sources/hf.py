@@ -5,7 +5,7 @@ an `HfFileSystem` for its own endpoint and token (passed explicitly, never read 
 environment at import, and never logged), resolves its pinned revision to a commit, lists
 files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
 for parquet, a read-ahead sized to each zip member, or to a run of adjacent members)
-while counting every byte received into the partition's FetchLog. `copy_zip_members`
+while counting every byte received into the partition's FetchLedger. `copy_zip_members`
 stages chosen members of one remote zip.
 """
 
@@ -21,7 +21,7 @@ import polars as pl
 from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
 from encord_assets.sources.zip_members import copy_members, index_members
@@ -50,7 +50,7 @@ def targets_by(rows: pl.DataFrame, column: str = "file_id") -> dict[str, list[st
     return wanted
 
 
-def count_reads(file, log: FetchLog | None):
+def count_reads(file, log: FetchLedger | None):
     """Count, into `log`, every byte `file` (an fsspec buffered file) receives from upstream."""
     if log is None:
         return file
@@ -135,7 +135,7 @@ class HfDatasetSource(dg.ConfigurableResource):
         )
         return sorted((e.path, e.size) for e in entries if hasattr(e, "size") and fnmatch.fnmatch(e.path, pattern))
 
-    def open(self, fs: HfFileSystem, commit: str, path: str, size: int | None, log: FetchLog | None, **options):
+    def open(self, fs: HfFileSystem, commit: str, path: str, size: int | None, log: FetchLedger | None, **options):
         """Open `path` at `commit` for ranged reads; a missing file is `Unavailable`."""
         try:
             file = fs.open(hf_url(self.repo_id, commit, path), "rb", size=size, **options)
@@ -155,7 +155,7 @@ class HfDatasetSource(dg.ConfigurableResource):
         opened with no read-ahead so only the bytes it reads are fetched; files in parallel."""
         fs = self.filesystem()
         files = self.list_files(revision, self.files)
-        counter = FetchLog(Path())  # counts bytes only; stages nothing
+        counter = FetchLedger(Path())  # counts bytes only; stages nothing
         context.log.info(f"indexing {what} of {len(files)} files of {self.repo_id}@{revision}")
 
         def index_file(item: tuple[str, int]) -> pl.DataFrame:
@@ -189,7 +189,7 @@ class HfDatasetSource(dg.ConfigurableResource):
         path: str,
         size: int | None,
         wanted: dict[str, list[str]],
-        log: FetchLog,
+        log: FetchLedger,
         max_member_bytes: int,
     ) -> None:
         """Stage the members of zip `path` whose stem is a key of `wanted`

@@ -2,7 +2,7 @@
 
 import requests
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.retry import Unavailable
 
 CHUNK = 1 << 20
@@ -15,7 +15,7 @@ def new_session(user_agent: str) -> requests.Session:
     return session
 
 
-def download(session: requests.Session, url: str, path, log: FetchLog, timeout: float, max_bytes: int) -> int:
+def download(session: requests.Session, url: str, path, log: FetchLedger, timeout: float, max_bytes: int) -> int:
     """GET `url` into `path`; returns the announced size (or the size read when none was announced)."""
     with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
         log.fetched(0)

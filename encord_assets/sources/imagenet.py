@@ -14,9 +14,10 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
 from encord_assets.sources.retry import record_error
+from encord_assets.sources.work import PartitionWork
 
 INDEX_SCHEMA = {
     "file_id": pl.String,
@@ -54,7 +55,8 @@ class ImageNetParquet(HfDatasetSource):
 
         return self.index_files(context, revision, "the image.path column", read, INDEX_SCHEMA)
 
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
+    def fetch(self, work: PartitionWork, index: pl.LazyFrame) -> None:
+        rows, log = work.rows, work.ledger
         wanted = targets_by(rows)
         found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
         commit = self.check_index(found if found.height else index.head(1).collect())
@@ -63,7 +65,7 @@ class ImageNetParquet(HfDatasetSource):
                 log.unavailable(target, "not_in_repo", f"{file_id} is in no {self.files} file of {self.repo_id}@{commit}")
         fs = self.filesystem()
         by_file = found.sort("file", "row_group", "row").partition_by("file", as_dict=True)
-        context.log.info(
+        work.log.info(
             f"reading {found.select('file', 'row_group').n_unique()} row group(s) of {len(by_file)} parquet file(s) for {found.height} images"
         )
 
@@ -77,7 +79,7 @@ class ImageNetParquet(HfDatasetSource):
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(read_file, by_file.items()))
 
-    def _read_row_groups(self, fs, commit: str, path: str, places: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLog) -> None:
+    def _read_row_groups(self, fs, commit: str, path: str, places: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLedger) -> None:
         with self.open(fs, commit, path, places["file_size"][0], log, cache_type="none") as f:
             parquet = self.retry.call(lambda: pq.ParquetFile(f))
             for (group,), at in places.partition_by("row_group", as_dict=True, maintain_order=True).items():
@@ -88,7 +90,7 @@ class ImageNetParquet(HfDatasetSource):
                     continue
                 self._stage_rows(path, group, images.column("image").combine_chunks(), at, wanted, log)
 
-    def _stage_rows(self, path: str, group: int, images, at: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLog) -> None:
+    def _stage_rows(self, path: str, group: int, images, at: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLedger) -> None:
         for file_id, row in at.select("file_id", "row").iter_rows():
             targets = wanted[file_id]
             image = images[row]
@@ -106,7 +108,7 @@ class ImageNetParquet(HfDatasetSource):
                 log.unavailable(target, *problem)
 
 
-def fail(places: pl.DataFrame, error: Exception, log: FetchLog, wanted: dict[str, list[str]]) -> None:
+def fail(places: pl.DataFrame, error: Exception, log: FetchLedger, wanted: dict[str, list[str]]) -> None:
     """Record `error` for every target of `places` that has no outcome yet."""
     targets = [target for file_id in places["file_id"] for target in wanted[file_id]]
     record_error(log, [target for target in targets if not log.has_result(target)], error)

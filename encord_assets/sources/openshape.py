@@ -14,19 +14,18 @@ and rows found in no archive end `unavailable` once every archive has been read.
 
 import io
 
-import dagster as dg
 import polars as pl
 import requests
 from huggingface_hub import hf_hub_url
 from huggingface_hub.utils import build_hf_headers
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.sources.hf import HfDatasetSource, stem_of
-from encord_assets.sources.registry import SourceSpec, source_by_name
 from encord_assets.sources.retry import classify, record_error
 from encord_assets.settings import OPENSHAPE_REPO_ID
 from encord_assets.sources.tar_members import TarPass, stage_members
+from encord_assets.sources.work import PartitionWork
 
 
 def archive_path(dataset: str, key: str) -> str:
@@ -40,7 +39,7 @@ def npy_key(name: str) -> str | None:
 class CountingStream(io.RawIOBase):
     """A response body that counts what it reads into the partition's log."""
 
-    def __init__(self, raw, log: FetchLog):
+    def __init__(self, raw, log: FetchLedger):
         self.raw = raw
         self.log = log
 
@@ -60,24 +59,22 @@ class OpenShapePoints(HfDatasetSource):
     timeout_seconds: float = 60.0
     max_member_bytes: int = 256 << 20
 
-    def _spec(self, context: dg.AssetExecutionContext) -> SourceSpec:
-        return source_by_name(context.asset_key.path[-1])
+    @staticmethod
+    def _index(work: PartitionWork) -> ArchiveIndex:
+        return ArchiveIndex(work.store, work.spec.name, work.spec.partitions.keys)
 
-    def _index(self, context: dg.AssetExecutionContext) -> ArchiveIndex:
-        spec = self._spec(context)
-        return ArchiveIndex(context.resources.data_root.root_path, spec.name, spec.partitions.keys)
+    def rows_to_fetch(self, work: PartitionWork, rows: pl.DataFrame) -> pl.DataFrame:
+        return self._index(work).rows_to_fetch(work.partition_key, rows)
 
-    def rows_to_fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame) -> pl.DataFrame:
-        return self._index(context).rows_to_fetch(context.partition_key, rows)
+    def rows_located(self, work: PartitionWork, rows: pl.DataFrame) -> pl.DataFrame:
+        return self._index(work).rows_located(work.partition_key, rows, work.ledger.results()["target"])
 
-    def rows_located(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> pl.DataFrame:
-        return self._index(context).rows_located(context.partition_key, rows, log.results()["target"])
-
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
-        spec = self._spec(context)
-        key = context.partition_key
+    def fetch(self, work: PartitionWork) -> None:
+        rows, log = work.rows, work.ledger
+        spec = work.spec
+        key = work.partition_key
         path = archive_path(spec.dataset, key)
-        index = self._index(context) if spec.locates_rows else None
+        index = self._index(work) if spec.locates_rows else None
         search = rows
         if index is not None and index.all_complete():
             missing = index.unlocated(rows)
@@ -88,7 +85,7 @@ class OpenShapePoints(HfDatasetSource):
             wanted.setdefault(file_id, []).append(target)
         if not wanted:
             return
-        context.log.info(f"reading {self.repo_id}/{path} for {len(wanted)} shape(s)")
+        work.log.info(f"reading {self.repo_id}/{path} for {len(wanted)} shape(s)")
         try:
             commit = self.index_revision()
             result = self.retry.call(lambda: self.read_archive(commit, path, wanted, log))
@@ -96,7 +93,7 @@ class OpenShapePoints(HfDatasetSource):
             if index is None or classify(error).transient:
                 record_error(log, [t for targets in wanted.values() for t in targets], error)
                 return
-            context.log.warning(f"{path}: {error}; counting it as an archive that holds nothing")
+            work.log.warning(f"{path}: {error}; counting it as an archive that holds nothing")
             result = TarPass([], True)
         if index is not None:
             index.record(key, result.seen, result.complete)
@@ -110,13 +107,13 @@ class OpenShapePoints(HfDatasetSource):
         if index is not None and index.all_complete():
             self._report_not_found(index, key, index.unlocated(search), log)
 
-    def _report_not_found(self, index: ArchiveIndex, key: str, rows: pl.DataFrame, log: FetchLog) -> None:
+    def _report_not_found(self, index: ArchiveIndex, key: str, rows: pl.DataFrame, log: FetchLedger) -> None:
         for file_id, target in rows.select("file_id", "target").iter_rows():
             log.unavailable(target, "not_in_any_archive", f"{file_id}.npy is in none of the {len(index.keys)} archives of {self.repo_id}")
         if rows.height:
             index.record_not_found(key, rows["target"].to_list())
 
-    def read_archive(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLog) -> TarPass:
+    def read_archive(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLedger) -> TarPass:
         """One streamed pass over the archive; `wanted` loses the keys it finds (so a retry
         looks only for the rest)."""
         url = hf_hub_url(self.repo_id, path, repo_type="dataset", revision=commit, endpoint=self.endpoint.rstrip("/"))

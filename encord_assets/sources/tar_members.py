@@ -11,7 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
 
 
@@ -24,7 +24,7 @@ class TarPass:
 def stage_members(
     stream: BinaryIO,
     wanted: dict[str, list[str]],
-    log: FetchLog,
+    log: FetchLedger,
     key_of: Callable[[str], str | None],
     max_member_bytes: int,
 ) -> TarPass:

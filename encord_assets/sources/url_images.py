@@ -25,8 +25,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.retry import PERMANENT_STATUS
+from encord_assets.sources.work import PartitionWork
 
 # Every img2dataset worker would otherwise ask the network whether albumentations is current.
 QUIET_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
@@ -121,18 +122,19 @@ class UrlImages(dg.ConfigurableResource):
     # FROM=>TO URL prefix rewrites, separated by spaces, first match wins: route URLs through a cache
     url_rewrite: str = ""
 
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
+    def fetch(self, work: PartitionWork) -> None:
+        rows, log = work.rows, work.ledger
         urls = rows.select("target", rewrite_url_expr(pl.col("file_id"), rewrite_rules(self.url_rewrite)).alias("url"))
         # one download per distinct URL; other rows with the same URL get a local copy
         unique = urls.unique("url", keep="first", maintain_order=True)
         log.staging_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="img2dataset-", dir=log.staging_dir))
-        url_list = work / "urls.parquet"
+        folder = Path(tempfile.mkdtemp(prefix="img2dataset-", dir=log.staging_dir))
+        url_list = folder / "urls.parquet"
         unique.write_parquet(url_list)
-        output = work / "out"
+        output = folder / "out"
         per_shard = max(1, math.ceil(unique.height / max(1, self.processes)))
         where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
-        context.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
+        work.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
         run_img2dataset(
             url_list=str(url_list),
             input_format="parquet",
@@ -163,7 +165,7 @@ class UrlImages(dg.ConfigurableResource):
             self._record_copy(target, unique.filter(pl.col("url") == url)["target"].item(), log)
 
     @staticmethod
-    def _record(output: Path, log: FetchLog) -> None:
+    def _record(output: Path, log: FetchLedger) -> None:
         shards = sorted(output.glob("*.parquet"))
         if not shards:
             return
@@ -181,7 +183,7 @@ class UrlImages(dg.ConfigurableResource):
             (log.unavailable if permanent else log.failed)(target, error_class, text)
 
     @staticmethod
-    def _record_copy(target: str, downloaded_target: str, log: FetchLog) -> None:
+    def _record_copy(target: str, downloaded_target: str, log: FetchLedger) -> None:
         first = log.results().filter(pl.col("target") == downloaded_target).row(0, named=True)
         if first["outcome"] == "staged":
             log.staged_copy(target, downloaded_target)

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import polars as pl
 
-from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of, targets_by
 from encord_assets.sources.retry import record_error
+from encord_assets.sources.work import PartitionWork
 
 INDEX_SCHEMA = {
     "file_id": pl.String,
@@ -45,7 +45,8 @@ class VidGenZips(HfDatasetSource):
 
         return self.index_files(context, revision, "the central directories", read, INDEX_SCHEMA)
 
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog, index: pl.LazyFrame) -> None:
+    def fetch(self, work: PartitionWork, index: pl.LazyFrame) -> None:
+        rows, log = work.rows, work.ledger
         wanted = targets_by(rows)
         found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
         commit = self.check_index(found if found.height else index.head(1).collect())
@@ -54,7 +55,7 @@ class VidGenZips(HfDatasetSource):
                 log.unavailable(target, "not_in_repo", f"{file_id} is in no zip of {self.repo_id}@{commit}")
         fs = self.filesystem()
         by_zip = found.sort("zip").partition_by("zip", as_dict=True, maintain_order=True)
-        context.log.info(f"reading {found.height} clips from {len(by_zip)} zip(s)")
+        work.log.info(f"reading {found.height} clips from {len(by_zip)} zip(s)")
 
         def read_zip(item) -> None:
             (path,), members = item

@@ -17,16 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, UnsupportedError, download_range_func
 
-from encord_assets.layout.outcomes import FetchLog
-from encord_assets.layout.paths import bookkeeping_dir, write_atomically
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.ffmpeg import ffmpeg_on_path, probe
 from encord_assets.settings import DEFAULT_YOUTUBE_FORMAT, DEFAULT_YOUTUBE_URL_TEMPLATE
 from encord_assets.sources.retry import RetryPolicy, Unavailable, Verdict, record_error
+from encord_assets.sources.work import PartitionWork
+from encord_assets.store import DatasetStore
 
 # yt-dlp's wording (from YouTube) for videos that will never be downloadable
 PERMANENT_MESSAGES = (
@@ -96,21 +96,23 @@ def translate(error: BaseException) -> BaseException:
 
 
 class PoolCooldown:
-    """A pause shared by every YouTube download into one ROOT: all threads and all runs read the same file."""
+    """A pause shared by every YouTube download into one ROOT: all threads and all runs read the same
+    bookkeeping file."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, store: DatasetStore):
+        self.store = store
+        self.key = store.state_key("youtube", "pause_until")
 
     def until(self) -> float:
         try:
-            return float(self.path.read_text())
-        except (FileNotFoundError, ValueError):
+            return float(self.store.read_bytes(self.key) or 0.0)
+        except ValueError:
             return 0.0
 
     def extend(self, seconds: float) -> None:
         until = time.time() + seconds
         if until > self.until():
-            write_atomically(self.path, lambda tmp: tmp.write_text(repr(until)))
+            self.store.write_bytes(self.key, repr(until).encode())
 
     def wait(self) -> None:
         remaining = self.until() - time.time()
@@ -146,22 +148,23 @@ class YoutubeClips(dg.ConfigurableResource):
     bot_check_pause_seconds: float = 300.0
     duration_tolerance_seconds: float = 0.5
 
-    def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
+    def fetch(self, work: PartitionWork) -> None:
+        rows, log = work.rows, work.ledger
         retry = RetryPolicy(self.attempts, self.backoff_seconds, self.max_backoff_seconds)
-        cooldown = PoolCooldown(bookkeeping_dir(context.resources.data_root.root_path) / "youtube" / "pause_until")
+        cooldown = PoolCooldown(work.store)
         ffmpeg = ffmpeg_on_path()
         clips: dict[tuple[str, float, float], list[str]] = {}
         for youtube_id, start, end, target in rows.select("youtube_id", "start_time", "end_time", "target").iter_rows():
             clips.setdefault((youtube_id, start, end), []).append(target)
         modality = rows["modality"][0]
-        context.log.info(f"cutting {len(clips)} YouTube clip(s) with {self.threads} thread(s)")
+        work.log.info(f"cutting {len(clips)} YouTube clip(s) with {self.threads} thread(s)")
 
         def on_retry(youtube_id: str, verdict: Verdict, wait: float) -> None:
             if verdict.error_class == BotCheck.__name__:
                 cooldown.extend(self.bot_check_pause_seconds)
             elif verdict.retry_after:
                 cooldown.extend(verdict.retry_after)
-            context.log.warning(f"{youtube_id}: {verdict.error_class}; retrying in {wait:.1f} s")
+            work.log.warning(f"{youtube_id}: {verdict.error_class}; retrying in {wait:.1f} s")
 
         def fetch_clip(item: tuple[tuple[str, float, float], list[str]]) -> None:
             (youtube_id, start, end), targets = item
@@ -229,7 +232,7 @@ class YoutubeClips(dg.ConfigurableResource):
         }
 
     def _cut(
-        self, youtube_id: str, start: float, end: float, modality: str, out: Path, ffmpeg: str, cooldown: PoolCooldown, log: FetchLog
+        self, youtube_id: str, start: float, end: float, modality: str, out: Path, ffmpeg: str, cooldown: PoolCooldown, log: FetchLedger
     ) -> int:
         """One attempt at one clip; returns the staged clip's size."""
         cooldown.wait()

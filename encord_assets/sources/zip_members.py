@@ -10,7 +10,7 @@ import stat
 import zipfile
 from typing import Callable
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.retry import RetryPolicy, record_error
 
@@ -38,7 +38,7 @@ class Members(dict[str, zipfile.ZipInfo]):
         self.refused: dict[str, str] = {}
 
 
-def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLog, max_member_bytes: int) -> Members:
+def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_member_bytes: int) -> Members:
     """The members that are safe to read; refused ones are counted in the log."""
     members = Members()
     for info in zf.infolist():
@@ -57,7 +57,7 @@ def copy_members(
     zf: zipfile.ZipFile,
     members: Members,
     wanted: dict[str, list[str]],
-    log: FetchLog,
+    log: FetchLedger,
     retry: RetryPolicy,
     archive: str,
     before_member: Callable[[zipfile.ZipInfo], None] | None = None,

@@ -8,7 +8,7 @@ import time
 import polars as pl
 
 from encord_assets.demo import normalized_rows
-from encord_assets.layout.paths import bookkeeping_dir, manifest_path, staging_root
+from encord_assets.layout.paths import BOOKKEEPING_DIR, manifest_key, staging_key
 from encord_assets.mirror import coco as coco_mirror
 from encord_assets_tests.conftest import IMAGE_HEADER, start_mirror, write_infos
 
@@ -18,7 +18,7 @@ def materialize_command(asset: str, partition: str) -> list[str]:
 
 
 def final_files(root):
-    return [p for p in root.rglob("*") if p.is_file() and bookkeeping_dir(root) not in p.parents]
+    return [p for p in root.rglob("*") if p.is_file() and (root / BOOKKEEPING_DIR) not in p.parents]
 
 
 def test_sigkill_mid_partition_then_rerun(tmp_path, custom_infos, monkeypatch, materializer, root):
@@ -34,7 +34,7 @@ def test_sigkill_mid_partition_then_rerun(tmp_path, custom_infos, monkeypatch, m
     try:
         materializer.infos("image")
         mirror.set_faults(0.0, latency_seconds=0.5, path_prefix="/coco/")
-        staging = staging_root(root, "image_coco", key)
+        staging = root / staging_key("image_coco", key)
         log_file = open(tmp_path / "killed_run.log", "w")
         process = subprocess.Popen(materialize_command("image_coco", key), start_new_session=True, stdout=log_file, stderr=subprocess.STDOUT)
         try:
@@ -47,7 +47,7 @@ def test_sigkill_mid_partition_then_rerun(tmp_path, custom_infos, monkeypatch, m
             process.wait()
 
         assert final_files(root) == []  # nothing is placed before the whole partition is fetched
-        assert not manifest_path(root, "image_coco", key).exists()
+        assert not (root / manifest_key("image_coco", key)).exists()
         leftovers = list(staging.iterdir())
         assert leftovers  # the killed run's staging is still there ...
 
@@ -60,5 +60,5 @@ def test_sigkill_mid_partition_then_rerun(tmp_path, custom_infos, monkeypatch, m
     for row in wanted.iter_rows(named=True):
         assert (root / row["target"]).read_bytes() == coco_mirror.coco_image(row["file_id"])
     assert len(final_files(root)) == wanted.height
-    manifest = pl.read_parquet(manifest_path(root, "image_coco", key))
+    manifest = pl.read_parquet(root / manifest_key("image_coco", key))
     assert manifest.height == wanted.height and set(manifest["outcome"]) == {"placed"}

@@ -5,12 +5,12 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from encord_assets.layout.plan import read_manifest
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.media import jpeg_bytes
 from encord_assets.operations.checks import decode_problem, match_manifest
 from encord_assets.operations.decode import Undecodable, decode_clip, decode_image, decode_npy, decoder_for
-from encord_assets_tests.conftest import IMAGE_HEADER, write_infos
+from encord_assets.store import DatasetStore
+from encord_assets_tests.conftest import IMAGE_HEADER, manifest_of, write_infos
 
 
 def run_with_checks(materializer: Materializer, asset_name: str, partition_key: str) -> dict[str, dg.AssetCheckEvaluation]:
@@ -24,11 +24,11 @@ def run_with_checks(materializer: Materializer, asset_name: str, partition_key: 
 
 
 def test_source_checks_pass_on_a_fetched_partition_and_catch_a_damaged_or_missing_file(coco, root):
-    key = coco.source_partitions(root, "image_coco", "image")[0]
+    key = coco.source_partitions("image_coco", "image")[0]
     checks = run_with_checks(coco, "image_coco", key)
     assert checks["files_match_manifest"].passed and checks["files_decode"].passed
 
-    manifest = read_manifest(root, "image_coco", key)
+    manifest = manifest_of(root, "image_coco", key)
     damaged = root / manifest["target"][0]
     # Same size: the next run keeps the file as already present; only the hash and the decoder notice.
     damaged.write_bytes(b"\0" * damaged.stat().st_size)
@@ -37,7 +37,8 @@ def test_source_checks_pass_on_a_fetched_partition_and_catch_a_damaged_or_missin
     assert not checks["files_decode"].passed and "not a decodable image" in checks["files_decode"].description
 
     damaged.unlink()
-    assert match_manifest(root, manifest.row(0, named=True)) == "missing from the layout"
+    store = DatasetStore(root=str(root))
+    assert match_manifest(store, store.present(manifest["target"].to_list()), manifest.row(0, named=True)) == "missing from the layout"
 
 
 def test_the_infos_check_passes_on_clean_infos_and_fails_when_rows_are_rejected(instance, custom_infos):
@@ -80,5 +81,5 @@ def test_decoders_by_extension_and_modality(tmp_path, clip):
 
 def test_a_clip_must_last_what_the_infos_say(tmp_path, clip):
     row = {"target": clip.name, "modality": "video"}
-    assert decode_problem(tmp_path, {**row, "expected_duration": 2.0}, tolerance=0.5) is None
-    assert "infos say 5.00 s" in decode_problem(tmp_path, {**row, "expected_duration": 5.0}, tolerance=0.5)
+    assert decode_problem(DatasetStore(root=str(tmp_path)), {**row, "expected_duration": 2.0}, tolerance=0.5) is None
+    assert "infos say 5.00 s" in decode_problem(DatasetStore(root=str(tmp_path)), {**row, "expected_duration": 5.0}, tolerance=0.5)

@@ -18,8 +18,8 @@ import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from encord_assets.layout.paths import bookkeeping_dir
-from encord_assets.layout.plan import read_manifest
+from encord_assets_tests.conftest import manifest_of
+from encord_assets.layout.paths import BOOKKEEPING_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
 
@@ -90,13 +90,13 @@ def prepared(sample_mirror, root):
         materializer = Materializer(instance)
         for split in ("e-mm1_100m", "e-mm1_1m"):
             materializer.run("infos_image", split, raise_on_error=True)
-    return materializer.source_partitions(root, "image_coco", "image")
+    return materializer.source_partitions("image_coco", "image")
 
 
 def placed_files(root: Path, key: str) -> list[Path]:
-    tables = bookkeeping_dir(root) / "tables" / "infos_image" / "*.parquet"
+    tables = (root / BOOKKEEPING_DIR) / "tables" / "infos_image" / "*.parquet"
     rows = pl.read_parquet(tables).filter((pl.col("source") == "image_coco") & (pl.col("partition_key") == key))
-    manifest = read_manifest(root, "image_coco", key)
+    manifest = manifest_of(root, "image_coco", key)
     assert manifest is not None and set(manifest["outcome"]) == {"placed"}
     return [root / target for target in rows["target"]]
 

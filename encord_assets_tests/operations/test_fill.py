@@ -19,7 +19,7 @@ def evaluate(materializer: Materializer, when: datetime) -> list[dg.RunRequest]:
 
 
 def test_the_schedule_requests_each_missing_or_failed_partition_once_capped(coco, sample_mirror, root, instance, operations_env):
-    keys = coco.source_partitions(root, "image_coco", "image")
+    keys = coco.source_partitions("image_coco", "image")
     assert len(keys) >= 4
     done, broken = keys[0], keys[1]
     coco.run("image_coco", done, raise_on_error=True)

@@ -9,6 +9,7 @@ from encord_assets.operations.retry_sensor import plan_retries
 from encord_assets.operations.policy import Operations
 from encord_assets.products.coverage import problem_rows
 from encord_assets.products.coverage_report import write_reports
+from encord_assets.store import DatasetStore
 from encord_assets_tests.operations.support import failing, run_partition
 
 SENSOR = "retry_failed_image_coco"
@@ -21,7 +22,7 @@ def evaluate(materializer, cursor=None) -> dg.SensorResult:
 
 
 def test_a_failed_partition_is_requested_once_and_its_retry_succeeds(coco, sample_mirror, root):
-    key, other = coco.source_partitions(root, "image_coco", "image")[:2]
+    key, other = coco.source_partitions("image_coco", "image")[:2]
     coco.run("image_coco", other, raise_on_error=True)
     failing(sample_mirror)
     assert not coco.run("image_coco", key).success
@@ -58,7 +59,7 @@ def test_a_failed_partition_is_requested_once_and_its_retry_succeeds(coco, sampl
 
 
 def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sample_mirror, root):
-    key = coco.source_partitions(root, "image_coco", "image")[0]
+    key = coco.source_partitions("image_coco", "image")[0]
     failing(sample_mirror)
     assert not coco.run("image_coco", key).success
 
@@ -72,9 +73,9 @@ def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sampl
     last = evaluate(coco, cursor)
     assert not last.run_requests
     assert "1 exhausted" in last.skip_reason.skip_message
-    exhausted = read_exhausted(root)
+    exhausted = read_exhausted(DatasetStore(root=str(root)))
     assert exhausted.select("asset", "partition", "attempts").rows() == [("image_coco", key, 2)]
-    problems = problem_rows(root)
+    problems = problem_rows(DatasetStore(root=str(root)))
     assert problems.height and problems["partition_exhausted"].all()
     assert write_reports(root)["exhausted_partitions"]["partition"].to_list() == [key]
 

@@ -1,7 +1,7 @@
 import polars as pl
 
 from encord_assets.cli import main
-from encord_assets.layout.paths import bookkeeping_dir
+from encord_assets.layout.paths import BOOKKEEPING_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.sources.coco import coco_member
 
@@ -13,8 +13,8 @@ def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(
     materializer = Materializer(instance)
     for split in ("e-mm1_100m", "e-mm1_1m"):
         materializer.run("infos_image", split, raise_on_error=True)
-    key = materializer.source_partitions(root, "image_coco", "image")[0]
-    rows = pl.read_parquet(bookkeeping_dir(root) / "tables" / "infos_image" / "*.parquet").filter(
+    key = materializer.source_partitions("image_coco", "image")[0]
+    rows = pl.read_parquet((root / BOOKKEEPING_DIR) / "tables" / "infos_image" / "*.parquet").filter(
         (pl.col("source") == "image_coco") & (pl.col("partition_key") == key)
     )
     gone = rows.row(0, named=True)

@@ -66,7 +66,7 @@ def packed(tmp_path_factory) -> Packed:
             with dg.DagsterInstance.get() as instance:
                 materializer = Materializer(instance)
                 prepare(materializer, TESTED_SPECS)
-                partitions = {f: partitions_of(materializer, root, specs_of(f)) for f in FETCHERS}
+                partitions = {f: partitions_of(materializer, specs_of(f)) for f in FETCHERS}
                 settle(materializer, root, [p for f in FETCHERS for p in partitions[f]], max_rounds=1)
         finally:
             mirror.stop()

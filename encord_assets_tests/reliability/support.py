@@ -1,6 +1,5 @@
 """Helpers shared by the reliability tests: every source of the registry, run to completion."""
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -10,8 +9,9 @@ import polars_hash as plh
 
 from encord_assets.infos.files import MODALITIES, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
-from encord_assets.layout.paths import bookkeeping_dir, manifest_path, target_expr
+from encord_assets.layout.paths import BOOKKEEPING_DIR, staging_key, target_expr
 from encord_assets.sources.registry import SOURCES, SourceSpec
+from encord_assets.store import DatasetStore
 
 # Every fetcher of the registry (each has its upstream emulated on the mirror): sources added later are covered as is.
 # Sources that locate their rows at run time (Objaverse: 160 archives, no id mapping) are held to
@@ -56,35 +56,37 @@ def prepare(materializer, specs: list[SourceSpec]) -> None:
         materializer.run(index, raise_on_error=True)
 
 
-def partitions_of(materializer, root: Path, specs: list[SourceSpec]) -> list[tuple[str, str]]:
+def partitions_of(materializer, specs: list[SourceSpec]) -> list[tuple[str, str]]:
     """(asset, partition) for every non-empty partition of `specs` (their infos must be materialized)."""
-    return [(spec.name, key) for spec in specs for key in materializer.source_partitions(root, spec.name, spec.modality)]
+    return [(spec.name, key) for spec in specs for key in materializer.source_partitions(spec.name, spec.modality)]
 
 
-def manifest(root: Path, asset: str, key: str) -> pl.DataFrame | None:
-    path = manifest_path(root, asset, key)
-    return pl.read_parquet(path) if path.exists() else None
+def store_of(root: Path | str) -> DatasetStore:
+    """The store of a local or s3:// ROOT, with the scratch folder the runs under test use."""
+    return DatasetStore(root=str(root), scratch_dir=os.environ.get("ENCORD_SCRATCH_DIR", ""))
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def manifest(root: Path | str, asset: str, key: str) -> pl.DataFrame | None:
+    return store_of(root).read_manifest(asset, key)
 
 
-def layout_files(root: Path) -> dict[str, str]:
-    """target -> sha256 of every file in the layout (bookkeeping excluded)."""
-    files = {}
-    for path in root.rglob("*"):
-        if path.is_file() and bookkeeping_dir(root) not in path.parents:
-            files[path.relative_to(root).as_posix()] = sha256_file(path)
-    return files
+def layout_files(root: Path | str) -> dict[str, str]:
+    """target -> sha256 of every file (or object) in the layout (bookkeeping excluded)."""
+    store = store_of(root)
+    return {key: store.sha256(key) for key in store.find("") if not key.startswith(f"{BOOKKEEPING_DIR}/")}
 
 
-def staging_leftovers(root: Path) -> list[Path]:
-    staging = bookkeeping_dir(root) / "staging"
+def staging_dir(root: Path | str, asset: str, key: str) -> Path:
+    """The local folder holding the staging folders of a partition's runs."""
+    return store_of(root).backend.staging_base() / staging_key(asset, key)
+
+
+def staging_leftovers(root: Path | str) -> list[Path]:
+    staging = store_of(root).backend.staging_base() / BOOKKEEPING_DIR / "staging"
     return [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
 
 
-def settle(materializer, root: Path, partitions: list[tuple[str, str]], max_rounds: int) -> list[dict[str, set[str]]]:
+def settle(materializer, root: Path | str, partitions: list[tuple[str, str]], max_rounds: int) -> list[dict[str, set[str]]]:
     """Run every partition, then re-run the failed ones (what the retry sensor does) until all succeed.
 
     Returns, per round, the targets each run recorded as `placed`; the partitions still failing raise.

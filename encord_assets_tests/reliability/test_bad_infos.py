@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from encord_assets.demo import normalized_rows
-from encord_assets.layout.paths import bookkeeping_dir
+from encord_assets.layout.paths import BOOKKEEPING_DIR
 from encord_assets.materialize import Materializer
 from encord_assets_tests.conftest import materialization_metadata, start_mirror
 from encord_assets_tests.reliability.support import layout_files
@@ -74,7 +74,7 @@ def write(path, header: bytes, lines: list[bytes]) -> None:
 
 
 def rejects_of(root, modality: str, split: str) -> pl.DataFrame:
-    return pl.read_csv(bookkeeping_dir(root) / "rejects" / f"{modality}__{split}.csv", infer_schema=False)
+    return pl.read_csv((root / BOOKKEEPING_DIR) / "rejects" / f"{modality}__{split}.csv", infer_schema=False)
 
 
 def test_bad_infos_are_rejected_with_file_row_and_reason(custom_infos, tmp_path, monkeypatch, instance):

@@ -11,7 +11,7 @@ import subprocess
 
 import polars as pl
 
-from encord_assets.layout.paths import manifest_path
+from encord_assets.layout.paths import manifest_key
 from encord_assets_tests.reliability.support import layout_files, materialize_command, staging_leftovers
 
 SCRIPT = """
@@ -58,8 +58,8 @@ def test_enospc_while_staging_fails_cleanly_then_a_later_run_completes(packed, p
     assert all(packed.reference[t] == sha for t, sha in placed.items())
     assert len(placed) < len(targets)
     # the message: in the manifest when it fit on the disk, else in the run's failure
-    if manifest_path(after, asset, key).exists():
-        found = pl.read_parquet(manifest_path(after, asset, key))
+    if (after / manifest_key(asset, key)).exists():
+        found = pl.read_parquet(after / manifest_key(asset, key))
         failed = found.filter(pl.col("outcome") == "failed")
         assert failed.height and set(failed["error_class"]) == {"disk_full"}
         assert all("No space left on device" in m for m in failed["error_message"])

@@ -1,9 +1,13 @@
-"""Promise 7: the Hugging Face token and the YouTube cookies never appear in logs, metadata, manifests
-or errors, even when every fetcher fails and retries (the real CLI, its output and Dagster's storage)."""
+"""Promise 7: the Hugging Face token, the YouTube cookies and the object store's secret key never appear
+in logs, metadata, manifests or errors, even when every fetcher fails and retries (the real CLI, its
+output, Dagster's storage, and every file or object under ROOT)."""
 
 import os
 import uuid
 
+import pytest
+
+from encord_assets.materialize import Materializer
 from encord_assets.sources.resources import fetcher_resources
 from encord_assets_tests.reliability.support import (
     FAST_SETTINGS,
@@ -11,11 +15,26 @@ from encord_assets_tests.reliability.support import (
     TESTED_SPECS,
     prepare,
     start_materialize,
+    store_of,
 )
 
 
-def test_secrets_never_leak(packed, packed_mirror, materializer, root, dagster_home, tmp_path, capfd):
+def root_contents(root) -> list[tuple[str, bytes]]:
+    """Every file or object under ROOT, bookkeeping included."""
+    store = store_of(root)
+    return [(store.uri(key), store.read_bytes(key)) for key in store.find("")]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_secrets_never_leak(where, packed, packed_mirror, instance, request, dagster_home, tmp_path, capfd, monkeypatch):
+    root = request.getfixturevalue("root" if where == "local" else "s3_root")
+    secrets = {}
+    if where == "s3":  # the local server takes any key: a unique one, to look for
+        secrets["aws_secret"] = f"aws-{uuid.uuid4().hex}"
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secrets["aws_secret"])
+    materializer = Materializer(instance)
     cookie, token = f"cookie-{uuid.uuid4().hex}", f"hf_{uuid.uuid4().hex}"
+    secrets |= {"cookie": cookie, "token": token}
     cookies = tmp_path / "cookies.txt"
     cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tSID\t{cookie}\n")
     seen = []
@@ -41,13 +60,12 @@ def test_secrets_never_leak(packed, packed_mirror, materializer, root, dagster_h
     for field, secret in (("cookies_file", cookie), ("token", token)):
         if any(field in type(resources[f]).model_fields for f in chosen - {None}):
             assert any(secret in headers for headers in seen), f"the {field} was not sent upstream"
-    leaks = []
-    for folder in (root, dagster_home, tmp_path):
-        for path in folder.rglob("*"):
-            if path.is_file() and path != cookies:
-                data = path.read_bytes()
-                leaks += [(path, name) for name, secret in (("cookie", cookie), ("token", token)) if secret.encode() in data]
+    files = [(path, path.read_bytes()) for folder in (dagster_home, tmp_path) for path in folder.rglob("*") if path.is_file() and path != cookies]
+    if where == "s3":
+        files += root_contents(root)
+    assert any(str(where).endswith("parquet") for where, _ in files)  # manifests were written under ROOT
+    leaks = [(path, name) for path, data in files for name, secret in secrets.items() if secret.encode() in data]
     output = capfd.readouterr()
-    leaks += [("captured output", name) for name, secret in (("cookie", cookie), ("token", token)) if secret in output.out + output.err]
+    leaks += [("captured output", name) for name, secret in secrets.items() if secret in output.out + output.err]
     assert leaks == []
     print(f"\nsecrets: {len(processes)} CLI runs (exit codes {codes}) under 30% faults; no secret in {root}, {dagster_home} or any output")

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from encord_assets.demo import normalized_rows
-from encord_assets.layout.paths import manifest_path
+from encord_assets.layout.paths import manifest_key
 from encord_assets.mirror.build import attach
 from encord_assets.mirror.server import Mirror
 
@@ -50,7 +50,7 @@ def point_at(mirror: Mirror, monkeypatch) -> None:
 
 
 def manifest(root: Path, asset: str, key: str) -> pl.DataFrame:
-    return pl.read_parquet(manifest_path(root, asset, key))
+    return pl.read_parquet(root / manifest_key(asset, key))
 
 
 def sha256(data: bytes) -> str:

@@ -18,7 +18,7 @@ def coco_lines(ids, save_folder="e-mm1_1m_only"):
 
 def run_all(materializer, root, asset="image_coco"):
     materializer.infos("image")
-    keys = materializer.source_partitions(root, asset, "image")
+    keys = materializer.source_partitions(asset, "image")
     return {key: materializer.run(asset, key) for key in keys}
 
 
@@ -127,7 +127,7 @@ def test_corrupt_member_fails_the_partition_and_a_fixed_upstream_completes_it(tm
         (result,) = run_all(materializer, root).values()
         assert not result.success
         assert not (root / "e-mm1_1m_only/image/5.jpg").exists()
-        (key,) = materializer.source_partitions(root, "image_coco", "image")
+        (key,) = materializer.source_partitions("image_coco", "image")
         failed = manifest_of(root, "image_coco", key).row(0, named=True)
         assert failed["outcome"] == "failed" and failed["error_class"] == "corrupt_archive"
         assert "CRC" in failed["error_message"] or "Bad" in failed["error_message"]

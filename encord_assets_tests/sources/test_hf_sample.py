@@ -17,7 +17,7 @@ def materialize_hf_sources(materializer, root, infos: bool) -> list[tuple[str, s
         materializer.run(index, raise_on_error=True)
     done = []
     for spec in specs:
-        for key in materializer.source_partitions(root, spec.name, spec.modality):
+        for key in materializer.source_partitions(spec.name, spec.modality):
             materializer.run(spec.name, key, raise_on_error=True)
             done.append((spec.name, key))
     return done

@@ -33,7 +33,7 @@ def test_flickr30k_one_percent_reads_its_members_and_the_central_directory(tmp_p
     materializer = Materializer(instance)
     materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
     archive = hf_hub.repo_dir(tmp_path / "mirror", flickr30k.REPO) / flickr30k.ARCHIVE
-    keys = materializer.source_partitions(root, "image_flickr30k", "image")
+    keys = materializer.source_partitions("image_flickr30k", "image")
     assert len(keys) > 1
     for key in keys:
         mirror.reset_stats()
@@ -56,7 +56,7 @@ def test_a_truncated_zip_fails_the_partition_and_places_nothing(tmp_path, monkey
     serve(tmp_path, monkeypatch, only("image_flickr30k", flickr30k.build, decoys=20), truncate)
     materializer = Materializer(instance)
     materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
-    (key,) = materializer.source_partitions(root, "image_flickr30k", "image")
+    (key,) = materializer.source_partitions("image_flickr30k", "image")
     result = materializer.run("image_flickr30k", key)
 
     assert not result.success
@@ -79,7 +79,7 @@ def test_vidgen_index_routes_clips_and_is_rebuilt_when_the_revision_changes(tmp_
     first = materializer.run("index_vidgen", raise_on_error=True)
     index_path = first.asset_materializations_for_node("index_vidgen")[0].metadata["path"].value
     assert missing not in pl.read_parquet(index_path)["file_id"].to_list()
-    keys = materializer.source_partitions(root, "video_vidgen1m", "video")
+    keys = materializer.source_partitions("video_vidgen1m", "video")
     for key in keys:
         materializer.run("video_vidgen1m", key, raise_on_error=True)
 
@@ -104,7 +104,7 @@ def test_transient_faults_are_retried_and_a_404_is_unavailable(tmp_path, monkeyp
     mirror = serve(tmp_path, monkeypatch, only("image_flickr30k", flickr30k.build, decoys=20))
     materializer = Materializer(instance)
     materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
-    (key,) = materializer.source_partitions(root, "image_flickr30k", "image")
+    (key,) = materializer.source_partitions("image_flickr30k", "image")
 
     mirror.set_faults(0.3, kinds=("500", "503", "reset", "truncate"), path_prefix="/hf/", retry_after=0.0)
     materializer.run("image_flickr30k", key, raise_on_error=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from encord_assets.layout.outcomes import FetchLog
-from encord_assets.layout.paths import manifest_path
+from encord_assets.layout.paths import manifest_key
+from encord_assets.ledger import FetchLedger
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import hf_hub
 from encord_assets.mirror.openshape import archive_members, point_cloud, write_tar_gz
@@ -19,6 +19,7 @@ from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.settings import OPENSHAPE_REPO_ID as REPO_ID
 from encord_assets.sources.openshape import OpenShapePoints
 from encord_assets.sources.registry import source_by_name
+from encord_assets.store import DatasetStore
 from encord_assets_tests.conftest import start_mirror
 
 POINT_SOURCES = ("points_3dfuture", "points_abo", "points_shapenet", "points_objaverse")
@@ -34,9 +35,9 @@ def run_points(materializer, root) -> None:
     for name in POINT_SOURCES:
         spec = source_by_name(name)
         if spec.locates_rows:
-            materializer.located_partitions(root, spec)
+            materializer.located_partitions(spec)
         else:
-            for key in materializer.source_partitions(root, name, "points"):
+            for key in materializer.source_partitions(name, "points"):
                 materializer.run(name, key)
 
 
@@ -132,7 +133,7 @@ def test_disk_written_for_an_archive_is_the_members_placed(tmp_path, monkeypatch
     with Mirror(content) as mirror:
         hf_hub.routes(mirror)
         source = OpenShapePoints(endpoint=mirror.url)
-        log = FetchLog(tmp_path / "staging")
+        log = FetchLedger(tmp_path / "staging")
         wanted = {file_id: [f"shared/points/{file_id}.npy"] for file_id in needed}
         before = wchar()
         result = source.read_archive(source.index_revision(), "3D-FUTURE.tar.gz", wanted, log)
@@ -174,7 +175,7 @@ def test_a_killed_archive_pass_leaves_no_partial_files_and_the_rerun_completes(
             process.kill()
     targets = sample_rows.filter(pl.col("source") == FUTURE)["target"].to_list()
     assert not any((root / target).exists() for target in targets)
-    assert not manifest_path(root, FUTURE, "3D-FUTURE").exists()
+    assert not (root / manifest_key(FUTURE, "3D-FUTURE")).exists()
 
     sample_mirror.set_faults(0.0)
     result = materializer.run(FUTURE, "3D-FUTURE")
@@ -190,12 +191,12 @@ def test_objaverse_ids_in_no_archive_end_unavailable_once_every_archive_is_read(
     try:
         materializer = Materializer(instance)
         spec = source_by_name("points_objaverse")
-        index = ArchiveIndex(root, spec.name, spec.partitions.keys)
+        index = ArchiveIndex(DatasetStore(root=str(root)), spec.name, spec.partitions.keys)
         # the archives after the fourth hold no sample id on the mirror: record them as read
         for key in spec.partitions.keys[4:]:
             index.record(key, [], complete=True)
         points_infos(materializer, ("e-mm1_100m", "e-mm1_1m", "eshot"))
-        materializer.located_partitions(root, spec)
+        materializer.located_partitions(spec)
         manifest = manifests(root, spec.name)
         lost_rows = manifest.filter(pl.col("target").str.contains(lost))
         assert lost_rows.height >= 1 and set(lost_rows["outcome"]) == {"unavailable"}

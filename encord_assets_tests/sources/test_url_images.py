@@ -3,13 +3,13 @@ import subprocess
 import threading
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from encord_assets.layout.outcomes import FetchLog
+from encord_assets.ledger import FetchLedger
 from encord_assets.mirror.url_images import mirror_path, url_image
 from encord_assets.sources.url_images import UrlImages, rewrite_rules, rewrite_url_expr
+from encord_assets_tests.conftest import partition_work
 
 GCC = "image_googleconceptualcaptions"
 
@@ -33,10 +33,9 @@ def test_img2dataset_outcomes_for_each_error_kind(sample_mirror, tmp_path):
     )
     sample_mirror.set_faults(1.0, kinds=("stall",), path_prefix=mirror_path(urls["stall"]).split("?")[0], stall_seconds=10)
     rows = pl.DataFrame({"file_id": list(urls.values()), "target": [f"shared/image/{k}.jpg" for k in kinds]})
-    log = FetchLog(tmp_path / "staging")
+    log = FetchLedger(tmp_path / "staging")
     fetcher = UrlImages(processes=1, threads=8, timeout_seconds=4, retries=0, url_rewrite=os.environ["URL_IMAGES_REWRITE"])
-    context = dg.build_asset_context()
-    worker = threading.Thread(target=fetcher.fetch, args=(context, rows, log))
+    worker = threading.Thread(target=fetcher.fetch, args=(partition_work("image_googleconceptualcaptions", rows, log, tmp_path / "root"),))
     worker.start()
     worker.join()
 
@@ -60,7 +59,7 @@ def test_gcc_partition_through_the_dagster_cli(sample_mirror, materializer, root
     """`dagster asset materialize` runs the step in the main thread of a step subprocess
     (multiprocess executor), where img2dataset runs in-process; a re-run fetches nothing."""
     materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
-    cli_key = materializer.source_partitions(root, GCC, "image")[0]
+    cli_key = materializer.source_partitions(GCC, "image")[0]
     done = subprocess.run(
         ["dagster", "asset", "materialize", "-m", "encord_assets.definitions", "--select", GCC, "--partition", cli_key],
         capture_output=True,

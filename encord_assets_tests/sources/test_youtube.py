@@ -3,25 +3,23 @@
 import sys
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 from yt_dlp.utils import DownloadError, ExtractorError
 
 from encord_assets.demo import normalized_rows
-from encord_assets.layout.outcomes import FetchLog
-from encord_assets.layout.paths import bookkeeping_dir
-from encord_assets.layout.plan import read_manifest
+from encord_assets.layout.paths import BOOKKEEPING_DIR
+from encord_assets.ledger import FetchLedger
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import youtube
 from encord_assets.mirror.server import Mirror, Reply
 from encord_assets.mirror.youtube import video_path, write_one_partition_infos
-from encord_assets.layout.data_root import DataRoot
 from encord_assets.sources.ffmpeg import probe
 from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.retry import classify
 from encord_assets.sources.youtube import PoolCooldown, YoutubeClips, translate
-from encord_assets_tests.conftest import start_mirror
+from encord_assets.store import DatasetStore
+from encord_assets_tests.conftest import manifest_of, partition_work, start_mirror
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +36,7 @@ def record_requests(mirror) -> list[tuple[str, str | None]]:
 
 
 def infos_table(root: Path, modality: str, split: str) -> pl.DataFrame:
-    return pl.read_parquet(bookkeeping_dir(root) / "tables" / f"infos_{modality}" / f"{split}.parquet")
+    return pl.read_parquet((root / BOOKKEEPING_DIR) / "tables" / f"infos_{modality}" / f"{split}.parquet")
 
 
 def test_clips_match_their_rows_and_a_shared_audio_video_file_is_fetched_once(sample_mirror, materializer, root):
@@ -50,7 +48,7 @@ def test_clips_match_their_rows_and_a_shared_audio_video_file_is_fetched_once(sa
     assert shared["source"] == "video_valor" and shared["source_audio"] == "audio_vggsound"
 
     materializer.run("video_valor", shared["partition_key"], raise_on_error=True)
-    manifest = read_manifest(root, "video_valor", shared["partition_key"])
+    manifest = manifest_of(root, "video_valor", shared["partition_key"])
     assert set(manifest["outcome"]) == {"placed"}
     for row in manifest.join(video, on="target").iter_rows(named=True):
         clip = probe(root / row["target"])
@@ -60,7 +58,7 @@ def test_clips_match_their_rows_and_a_shared_audio_video_file_is_fetched_once(sa
 
     requests_before = len(seen)
     materializer.run("audio_vggsound", shared["partition_key_audio"], raise_on_error=True)
-    manifest = read_manifest(root, "audio_vggsound", shared["partition_key_audio"])
+    manifest = manifest_of(root, "audio_vggsound", shared["partition_key_audio"])
     assert manifest.filter(pl.col("target") == shared["target"])["outcome"].to_list() == ["already_present"]
     assert [path for path, _ in seen[requests_before:]] == []
 
@@ -82,9 +80,8 @@ def fetch_directly(root: Path, template: str, youtube_ids: list[str], modality: 
         }
     )
     clips = YoutubeClips(url_template=template, sleep_seconds=0, attempts=2, backoff_seconds=0.05, threads=4)
-    context = dg.build_asset_context(resources={"data_root": DataRoot(root=str(root))})
-    log = FetchLog(root / "staging")
-    clips.fetch(context, rows, log)
+    log = FetchLedger(root / "staging")
+    clips.fetch(partition_work("video_valor", rows, log, root))
     return log.results().with_columns(youtube_id=pl.col("target").str.extract(r"/([^/]+)\.mp4$"))
 
 
@@ -147,7 +144,7 @@ def test_a_429_with_retry_after_pauses_the_whole_pool(tmp_path, root):
     finally:
         mirror.stop()
     assert results["error_class"].to_list() == ["http_429"]
-    assert PoolCooldown(bookkeeping_dir(root) / "youtube" / "pause_until").until() > 0
+    assert PoolCooldown(DatasetStore(root=str(root))).until() > 0
 
 
 def test_a_transient_failure_fails_the_partition_and_the_rerun_fetches_only_what_is_missing(tmp_path, monkeypatch, instance, root):
@@ -159,10 +156,10 @@ def test_a_transient_failure_fails_the_partition_and_the_rerun_fetches_only_what
     try:
         materializer = Materializer(instance)
         materializer.run("infos_video", "e-mm1_100m", raise_on_error=True)
-        (key,) = materializer.source_partitions(root, "video_valor", "video")
+        (key,) = materializer.source_partitions("video_valor", "video")
         mirror.set_faults(1.0, kinds=("503",), path_prefix=video_path(ids[1]))
         assert not materializer.run("video_valor", key).success
-        first = dict(read_manifest(root, "video_valor", key).select("target", "outcome").iter_rows())
+        first = dict(manifest_of(root, "video_valor", key).select("target", "outcome").iter_rows())
         assert sorted(first.values()) == ["failed", "placed", "placed"]
 
         mirror.set_faults(0.0)
@@ -170,7 +167,7 @@ def test_a_transient_failure_fails_the_partition_and_the_rerun_fetches_only_what
         assert materializer.run("video_valor", key).success
     finally:
         mirror.stop()
-    second = dict(read_manifest(root, "video_valor", key).select("target", "outcome").iter_rows())
+    second = dict(manifest_of(root, "video_valor", key).select("target", "outcome").iter_rows())
     assert {target: second[target] for target in first} == {
         target: "placed" if outcome == "failed" else "already_present" for target, outcome in first.items()
     }
@@ -191,12 +188,12 @@ def test_the_cookies_file_contents_never_reach_logs_metadata_or_manifests(tmp_pa
         mirror.answer({video_path(ids[1]): 404})
         materializer = Materializer(instance)
         materializer.run("infos_video", "e-mm1_100m", raise_on_error=True)
-        (key,) = materializer.source_partitions(root, "video_valor", "video")
+        (key,) = materializer.source_partitions("video_valor", "video")
         result = materializer.run("video_valor", key, raise_on_error=True)
     finally:
         mirror.stop()
     assert any(secret in (cookie or "") for _, cookie in seen), "the cookies were not sent upstream"
-    manifest = read_manifest(root, "video_valor", key)
+    manifest = manifest_of(root, "video_valor", key)
     assert sorted(manifest["outcome"]) == ["placed", "unavailable"]
 
     written = [path.read_bytes() for path in root.rglob("*") if path.is_file()]

@@ -1,4 +1,5 @@
-"""What a source asset hands to the dataset IO manager: staged files and per-target outcomes."""
+"""The fetch ledger: the staging files a partition's fetcher writes and the outcome of every target,
+which the source asset hands to the dataset IO manager."""
 
 import shutil
 import threading
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.layout.progress import Progress
+from encord_assets.progress import Progress
 
 
 class Outcome(StrEnum):
@@ -32,8 +33,8 @@ RESULT_SCHEMA = {
 }
 
 
-class FetchLog:
-    """Collects, thread-safely, what a fetcher did for each target of one partition."""
+class FetchLedger:
+    """Hands out staging files and collects, thread-safely, what a fetcher did for each target of one partition."""
 
     def __init__(self, staging_dir: Path, progress: Progress | None = None):
         self.staging_dir = staging_dir
@@ -106,5 +107,5 @@ class PartitionFetch:
     partition_key: str
     rows: pl.DataFrame  # normalized infos rows of the partition
     prior: pl.DataFrame  # RESULT_SCHEMA rows settled before fetching (present files, known-unavailable)
-    log: FetchLog
+    ledger: FetchLedger
     elapsed_seconds: float = 0.0

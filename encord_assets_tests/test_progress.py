@@ -1,5 +1,5 @@
-from encord_assets.layout.outcomes import FetchLog
-from encord_assets.layout.progress import Progress
+from encord_assets.ledger import FetchLedger
+from encord_assets.progress import Progress
 
 
 class Clock:
@@ -12,7 +12,7 @@ class Clock:
 
 def test_progress_is_reported_at_a_steady_cadence_not_per_file(tmp_path):
     clock, lines = Clock(), []
-    log = FetchLog(tmp_path, Progress(1000, lines.append, every_seconds=30, clock=clock))
+    log = FetchLedger(tmp_path, Progress(1000, lines.append, every_seconds=30, clock=clock))
     for n in range(1000):
         clock.now = n * 0.1  # 10 files a second for 100 seconds
         log.fetched(1_000_000)

@@ -1,4 +1,5 @@
-"""Staging folders under ROOT (same filesystem as the layout, so placing is a rename)."""
+"""Per-run staging folders: under ROOT for a local ROOT (same filesystem, so placing is a rename),
+in a local scratch folder for an object-storage ROOT."""
 
 import os
 import shutil
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from encord_assets.layout.paths import staging_root
 
 OWNER_FILE = ".owner"
 
@@ -30,12 +30,13 @@ def _owner_alive(folder: Path) -> bool:
     return True
 
 
-def fresh_staging_dir(root: Path, asset_name: str, partition_key: str, run_id: str, instance: dg.DagsterInstance) -> Path:
-    """This run's staging folder, after removing what killed or finished runs left behind.
+def fresh_staging_dir(base: Path, run_id: str, instance: dg.DagsterInstance) -> tuple[Path, bool]:
+    """This run's staging folder under `base`, after removing what killed or finished runs left
+    behind, and whether another run of the partition is still in progress.
 
     Folders of runs still in progress are kept: two runs of one partition may overlap.
     """
-    base = staging_root(root, asset_name, partition_key)
+    others_alive = False
     if base.is_dir():
         for leftover in base.iterdir():
             if leftover.name == run_id:
@@ -43,10 +44,14 @@ def fresh_staging_dir(root: Path, asset_name: str, partition_key: str, run_id: s
             if leftover.name.startswith("."):  # a folder being set up (below) by another run
                 if time.time() - leftover.stat().st_mtime > 60:
                     shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    others_alive = True
                 continue
             run = instance.get_run_by_id(leftover.name)
             if run is None or run.is_finished or not _owner_alive(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                others_alive = True
     folder = base / run_id
     if not folder.is_dir():
         # The owner file is in place before the folder appears, so a run of the same partition
@@ -55,4 +60,4 @@ def fresh_staging_dir(root: Path, asset_name: str, partition_key: str, run_id: s
         building.mkdir(parents=True, exist_ok=True)
         (building / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
         os.replace(building, folder)
-    return folder
+    return folder, others_alive
