@@ -93,7 +93,8 @@ def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
     from encord_assets.mirror import hf_hub
     from encord_assets.mirror.openshape import point_cloud, write_tar_gz
     from encord_assets.mirror.server import Mirror
-    from encord_assets.sources.openshape import REPO_ID, OpenShapePoints
+    from encord_assets.settings import OPENSHAPE_REPO_ID as REPO_ID
+    from encord_assets.sources.openshape import OpenShapePoints
 
     ids = [f"{n:08x}" for n in range(members)]
     write_tar_gz(hf_hub.repo_dir(work / "hub", REPO_ID) / "ABO.tar.gz", {f"ABO/{i[:2]}/{i}.npy": point_cloud(i) for i in ids})

@@ -25,7 +25,7 @@ from encord_assets.mirror.server import Mirror
 from encord_assets.mirror.youtube import write_one_partition_infos
 from encord_assets.sources.ffmpeg import ffmpeg_on_path
 from encord_assets.sources.registry import source_by_name
-from encord_assets.sources.youtube import DEFAULT_FORMAT
+from encord_assets.settings import DEFAULT_YOUTUBE_FORMAT as DEFAULT_FORMAT
 
 
 def guide_loop(rows, template: str, out_dir: Path) -> None:

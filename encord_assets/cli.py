@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
     mirror.add_argument("--port", type=int, default=0)
 
+    settings = commands.add_parser("settings", help="the environment variables the project reads, as a markdown table")
+    settings.add_argument("--readme", type=Path, default=None, help="regenerate the settings tables of this README instead")
     objectstore = commands.add_parser(
         "objectstore", help="start a local S3-compatible server (moto, in memory) with a bucket, for an s3:// ROOT"
     )
@@ -50,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         from encord_assets.operations.instance import prepare_instance
 
         return prepare_instance(args.dagster_home)
+    if args.command == "settings":
+        from encord_assets.settings import SETTINGS, markdown_table, update_readme
+
+        if args.readme:
+            print(f"{args.readme}: {'updated' if update_readme(args.readme) else 'already current'}")
+        else:
+            print(markdown_table(sorted({s.section for s in SETTINGS})))
+        return 0
     if args.command == "mirror":
         from encord_assets.demo import normalized_rows
         from encord_assets.infos.files import SAMPLE_INFOS_DIR

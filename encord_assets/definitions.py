@@ -3,14 +3,15 @@
 import dagster as dg
 
 from encord_assets.infos.assets import INFOS_ASSETS
-from encord_assets.infos.files import SAMPLE_INFOS_DIR
+from encord_assets.infos.files import InfosDir
 from encord_assets.layout.io_manager import DatasetIOManager
 from encord_assets.layout.tables import TableIOManager
 from encord_assets.operations.definitions import operations_definitions
 from encord_assets.products.captions import captions
-from encord_assets.settings import InfosDir, default_store, setting
+from encord_assets.settings import resource_config
 from encord_assets.sources.factory import SOURCE_ASSETS
 from encord_assets.sources.resources import fetcher_resources
+from encord_assets.store import default_store
 
 
 def build_defs() -> dg.Definitions:
@@ -20,7 +21,7 @@ def build_defs() -> dg.Definitions:
         assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions],
         resources={
             "store": store,
-            "infos_dir": InfosDir(path=setting("ENCORD_INFOS_DIR", str(SAMPLE_INFOS_DIR))),
+            "infos_dir": InfosDir(**resource_config("infos_dir")),
             "dataset_io_manager": DatasetIOManager(store=store),
             "table_io_manager": TableIOManager(store=store),
             **fetcher_resources(),

@@ -1,13 +1,11 @@
 """Materialize assets partition by partition in one Dagster instance (demo, tests, benchmarks)."""
 
-import os
-
 import dagster as dg
 import polars as pl
 
 from encord_assets.infos.files import splits_for
 from encord_assets.layout.paths import bookkeeping_key, manifest_key
-from encord_assets.store import DatasetStore
+from encord_assets.store import DatasetStore, default_store
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -30,7 +28,7 @@ class Materializer:
 
         self.defs = build_defs()
         self.instance = instance
-        self.store = DatasetStore(root=os.environ["ROOT_DATA_PATH"])
+        self.store = default_store().process_config_and_initialize()
         self.assets = list(self.defs.assets)
         self.failures: list[str] = []
 

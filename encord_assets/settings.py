@@ -1,45 +1,251 @@
-"""Settings shared by every asset: where the data goes and where the infos come from."""
+"""Every environment variable the project reads, declared once: name, default, meaning, and the
+resource fields it configures. Resources are built from these declarations, README's
+configuration tables are generated from them (`encord-assets settings --readme README.md`),
+and the tests clear exactly these names from their environment.
+"""
 
 import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
-from encord_assets.infos.files import SAMPLE_INFOS_DIR
-from encord_assets.layout.paths import DEFAULT_AUDIO_DIR
-from encord_assets.store import DatasetStore
+# Defaults that code outside this module names too.
+# Audio of the E-MM1 splits shares files with video clips, so it lives in video/.
+DEFAULT_AUDIO_DIR = "video"
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+DEFAULT_YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
+# mp4 video + m4a audio merge into an mp4 without re-muxing surprises; anything else as a fallback
+DEFAULT_YOUTUBE_FORMAT = "bv*[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b"
+OPENSHAPE_REPO_ID = "OpenShape/openshape-training-data"
+HF_REVISIONED = ("imagenet", "flickr30k", "vidgen")
+REQUIRED = object()
 
 
-def setting(name: str, default):
-    """The value of environment variable `name`, typed like `default`; the default when unset.
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    meaning: str
+    section: str
+    # (resource key, field) pairs this setting configures
+    targets: tuple[tuple[str, str], ...] = ()
+    # how README shows the default when the value itself says little
+    shown_default: str | None = None
 
-    Strings and integers stay `dg.EnvVar`s (resolved when a run starts, and shown as such in
-    the UI); Dagster has no float or bool EnvVar, so those are parsed when definitions load.
-    """
-    if name not in os.environ:
-        return default
-    if isinstance(default, bool):
-        return os.environ[name].strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return dg.EnvVar.int(name)
-    if isinstance(default, float):
-        return float(os.environ[name])
-    return dg.EnvVar(name)
+    @property
+    def kind(self) -> type:
+        return str if self.default is None or self.default is REQUIRED else type(self.default)
+
+    def configured(self):
+        """The value for a resource field: strings and integers stay `dg.EnvVar`s (resolved when a
+        run starts, and shown as such in the UI); Dagster has no float or bool EnvVar, so those are
+        parsed when definitions load. Unset: the default."""
+        if self.default is REQUIRED:
+            return dg.EnvVar(self.name)
+        if self.name not in os.environ:
+            return self.default
+        if self.kind is int:
+            return dg.EnvVar.int(self.name)
+        if self.kind in (float, bool):
+            return self.read()
+        return dg.EnvVar(self.name)
+
+    def read(self):
+        """The value now (for what is fixed when definitions load: intervals, default statuses, crons)."""
+        raw = os.environ.get(self.name)
+        if raw is None:
+            if self.default is REQUIRED:
+                raise KeyError(f"{self.name} is required")
+            return self.default
+        if self.kind is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return self.kind(raw)
+
+    def readme_default(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is REQUIRED:
+            return "required"
+        if self.default is None or self.default == "":
+            return "empty"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        return f"`{self.default}`"
 
 
-class InfosDir(dg.ConfigurableResource):
-    """A folder shaped like E-MM1's `datasets/` (default: the sample bundled with the package)."""
-
-    path: str = str(SAMPLE_INFOS_DIR)
+def _per_source(name: str, default, meaning: str, section: str, field: str, sources) -> Setting:
+    return Setting(name, default, meaning, section, targets=tuple((source, field) for source in sources))
 
 
-def default_store() -> DatasetStore:
-    return DatasetStore(
-        root=dg.EnvVar("ROOT_DATA_PATH"),
-        audio_dir=setting("ENCORD_AUDIO_DIR", DEFAULT_AUDIO_DIR),
-        extra_save_folders=setting("ENCORD_EXTRA_SAVE_FOLDERS", ""),
-        retry_unavailable=setting("ENCORD_RETRY_UNAVAILABLE", False),
-        scratch_dir=setting("ENCORD_SCRATCH_DIR", ""),
-        upload_part_bytes=setting("ENCORD_UPLOAD_PART_BYTES", 64 << 20),
-        upload_concurrency=setting("ENCORD_UPLOAD_CONCURRENCY", 16),
-        upload_attempts=setting("ENCORD_UPLOAD_ATTEMPTS", 8),
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "ROOT_DATA_PATH", REQUIRED, "ROOT of the layout: a folder, or `s3://BUCKET/PREFIX` (see *ROOT on object storage*)", "core", (("store", "root"),)),
+    Setting(
+        "ENCORD_INFOS_DIR", None, "folder shaped like E-MM1's `datasets/`", "core", (("infos_dir", "path"),),
+        shown_default="bundled sample",
+    ),
+    Setting("ENCORD_AUDIO_DIR", DEFAULT_AUDIO_DIR, "folder for E-MM1 audio clips", "core", (("store", "audio_dir"),)),
+    Setting(
+        "ENCORD_EXTRA_SAVE_FOLDERS", "", "comma-separated extra accepted save_folder values", "core",
+        (("store", "extra_save_folders"),),
+    ),
+    Setting(
+        "ENCORD_RETRY_UNAVAILABLE", False, "re-try rows recorded as permanently unavailable", "core",
+        (("store", "retry_unavailable"),),
+    ),
+    Setting(
+        "ENCORD_SCRATCH_DIR", "", "object-storage ROOT: local folder for staging and cached tables", "store",
+        (("store", "scratch_dir"),), shown_default="`<temp dir>/encord_assets_scratch`",
+    ),
+    Setting(
+        "ENCORD_UPLOAD_PART_BYTES", 64 << 20, "object-storage ROOT: multipart part size (files of two parts or more)",
+        "store", (("store", "upload_part_bytes"),), shown_default="`67108864` (64 MiB)",
+    ),
+    Setting(
+        "ENCORD_UPLOAD_CONCURRENCY", 16, "object-storage ROOT: uploads at once when a partition is placed", "store",
+        (("store", "upload_concurrency"),),
+    ),
+    Setting(
+        "ENCORD_UPLOAD_ATTEMPTS", 8, "object-storage ROOT: attempts per request (botocore standard retry mode)", "store",
+        (("store", "upload_attempts"),),
+    ),
+    # Read by botocore itself (the standard AWS way); declared so the tables and the tests' scrub know them.
+    Setting("AWS_ENDPOINT_URL", None, "S3-compatible endpoint (any service but AWS itself)", "store", shown_default="AWS"),
+    Setting("AWS_REGION", None, "bucket region", "store", (("store", "region"),), shown_default="botocore's"),
+    Setting("AWS_ACCESS_KEY_ID", None, "access key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
+    Setting("AWS_SECRET_ACCESS_KEY", None, "secret key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
+    Setting("AWS_PROFILE", None, "profile in `~/.aws` instead of keys", "store", shown_default="none"),
+    Setting("COCO_BASE_URL", "http://images.cocodataset.org", "COCO image host", "coco", (("coco", "base_url"),)),
+    Setting(
+        "COCO_METHOD", "auto", "`auto`, `zip` (Range reads of train2017.zip) or `images` (one GET per image)", "coco",
+        (("coco", "method"),),
+    ),
+    Setting("COCO_THREADS", 8, "parallel requests per partition", "coco", (("coco", "threads"),)),
+    Setting("COCO_TIMEOUT_SECONDS", 60.0, "per-request timeout", "coco", (("coco", "timeout_seconds"),)),
+    Setting("COCO_ATTEMPTS", 4, "tries per request for transient errors", "coco", (("coco", "attempts"),)),
+    Setting("COCO_BACKOFF_SECONDS", 0.5, "first backoff between tries (doubles)", "coco", (("coco", "backoff_seconds"),)),
+    _per_source(
+        "HF_ENDPOINT", DEFAULT_HF_ENDPOINT, "Hugging Face Hub endpoint (ImageNet, Flickr30k, VidGen-1M, OpenShape)",
+        "huggingface", "endpoint", (*HF_REVISIONED, "openshape"),
+    ),
+    _per_source(
+        "HF_TOKEN", None, "Hugging Face token (secret: sent to `HF_ENDPOINT` only, never logged or stored)",
+        "huggingface", "token", (*HF_REVISIONED, "openshape"),
+    ),
+    *(
+        Setting(
+            f"{source.upper()}_REVISION", "main",
+            f"branch, tag or commit of the {label} repository (a commit makes runs reproducible)", "huggingface",
+            ((source, "revision"),),
+        )
+        for source, label in zip(HF_REVISIONED, ("ImageNet", "Flickr30k", "VidGen-1M"))
+    ),
+    Setting(
+        "URL_IMAGES_PROCESSES", 2, "img2dataset processes per partition (URL images: Google Conceptual Captions)",
+        "url_images", (("url_images", "processes"),),
+    ),
+    Setting("URL_IMAGES_THREADS", 32, "img2dataset download threads per process", "url_images", (("url_images", "threads"),)),
+    Setting("URL_IMAGES_TIMEOUT", 10, "seconds before an image request times out", "url_images", (("url_images", "timeout_seconds"),)),
+    Setting("URL_IMAGES_RETRIES", 1, "img2dataset's own immediate retries per URL", "url_images", (("url_images", "retries"),)),
+    Setting(
+        "URL_IMAGES_USER_AGENT", "encord-assets",
+        "token in img2dataset's User-Agent (`... (compatible; TOKEN; +https://github.com/rom1504/img2dataset)`)",
+        "url_images", (("url_images", "user_agent"),),
+    ),
+    Setting(
+        "URL_IMAGES_REWRITE", "",
+        "URL prefix rewrites `FROM=>TO`, separated by spaces, first match wins (route URLs through your cache)",
+        "url_images", (("url_images", "url_rewrite"),),
+    ),
+    Setting(
+        "OPENSHAPE_REPO", OPENSHAPE_REPO_ID, "Hugging Face dataset holding OpenShape's point clouds", "openshape",
+        (("openshape", "repo_id"),),
+    ),
+    Setting("OPENSHAPE_REVISION", "main", "branch, tag or commit of that repository", "openshape", (("openshape", "revision"),)),
+    Setting(
+        "YOUTUBE_URL_TEMPLATE", DEFAULT_YOUTUBE_URL_TEMPLATE, "URL of a video, `{youtube_id}` substituted", "youtube",
+        (("youtube", "url_template"),),
+    ),
+    Setting(
+        "YOUTUBE_COOKIES_FILE", "", "Netscape-format cookies file (secret: never logged or recorded)", "youtube",
+        (("youtube", "cookies_file"),), shown_default="none",
+    ),
+    Setting("YOUTUBE_SLEEP_SECONDS", 1.0, "pause before every request and every download", "youtube", (("youtube", "sleep_seconds"),)),
+    Setting("YOUTUBE_SOCKET_TIMEOUT", 30.0, "socket timeout, seconds", "youtube", (("youtube", "socket_timeout_seconds"),)),
+    Setting("YOUTUBE_FORMAT", DEFAULT_YOUTUBE_FORMAT, "yt-dlp format preference", "youtube", (("youtube", "format"),)),
+    Setting("YOUTUBE_THREADS", 4, "clips cut at once within one partition", "youtube", (("youtube", "threads"),)),
+    Setting("YOUTUBE_ATTEMPTS", 4, "tries per clip for transient errors", "youtube", (("youtube", "attempts"),)),
+    Setting("YOUTUBE_BACKOFF_SECONDS", 2.0, "first backoff between tries (doubles)", "youtube", (("youtube", "backoff_seconds"),)),
+    Setting(
+        "ENCORD_RETRY_MAX_ATTEMPTS", 4, "retry runs per failed partition before it is exhausted", "operations",
+        (("operations", "max_attempts"),),
+    ),
+    Setting(
+        "ENCORD_RETRY_BACKOFF_SECONDS", 300, "wait after the first retry; doubles after each", "operations",
+        (("operations", "backoff_seconds"),),
+    ),
+    Setting(
+        "ENCORD_RETRY_MAX_BACKOFF_SECONDS", 6 * 3600, "longest wait between retries", "operations",
+        (("operations", "max_backoff_seconds"),),
+    ),
+    Setting(
+        "ENCORD_MAX_REQUESTS_PER_TICK", 10, "runs one sensor or schedule tick may request", "operations",
+        (("operations", "max_requests_per_tick"),),
+    ),
+    Setting("ENCORD_RETRY_SENSOR", True, "retry sensors on by default", "operations"),
+    Setting("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS", 60, "seconds between sensor ticks", "operations"),
+    Setting("ENCORD_FILL_SCHEDULE", False, "fill schedules on by default", "operations"),
+    Setting("ENCORD_FILL_CRON", "0 * * * *", "cron of the fill schedules", "operations"),
+    Setting(
+        "ENCORD_DURATION_TOLERANCE_MS", 500, "allowed difference between a clip's duration and its infos times",
+        "operations", (("operations", "duration_tolerance_ms"),),
+    ),
+    Setting("ENCORD_PROGRESS_SECONDS", 30, "seconds between progress lines", "operations", (("operations", "progress_seconds"),)),
+)
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    return BY_NAME[name]
+
+
+def resource_config(resource: str) -> dict:
+    """The fields of resource `resource` that settings configure, as configured now."""
+    return {
+        field: value.configured()
+        for value in SETTINGS
+        for key, field in value.targets
+        if key == resource and not (value.default is None and value.name not in os.environ)
+    }
+
+
+def markdown_table(sections: list[str]) -> str:
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    rows += [
+        f"| `{value.name}` | {value.meaning} | {value.readme_default()} |" for value in SETTINGS if value.section in sections
+    ]
+    return "\n".join(rows)
+
+
+_BLOCK = re.compile(r"(<!-- settings: (?P<sections>[a-z_, ]+) -->\n)(?P<body>.*?)(\n<!-- end settings -->)", re.S)
+
+
+def readme_with_tables(text: str) -> str:
+    """README text with every `<!-- settings: a, b -->` ... `<!-- end settings -->` block regenerated."""
+    return _BLOCK.sub(
+        lambda m: m.group(1) + markdown_table([s.strip() for s in m.group("sections").split(",")]) + m.group(4), text
     )
+
+
+def readme_sections(text: str) -> list[str]:
+    return [s.strip() for m in _BLOCK.finditer(text) for s in m.group("sections").split(",")]
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite README's settings tables; True when they changed."""
+    text = path.read_text()
+    new = readme_with_tables(text)
+    path.write_text(new)
+    return new != text

@@ -1,7 +1,6 @@
 """Shared fixtures: a temporary ROOT and DAGSTER_HOME, and the upstream mirror on 127.0.0.1."""
 
 import logging
-import os
 import shutil
 import tempfile
 import uuid
@@ -16,6 +15,7 @@ from encord_assets.infos.files import SAMPLE_INFOS_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
+from encord_assets.settings import BY_NAME
 from encord_assets.operations.instance import install_instance_yaml
 from encord_assets.store.objectstore import ObjectStore
 
@@ -36,9 +36,8 @@ def _isolated_environment(tmp_path, dagster_home, monkeypatch):
     # The dagster CLI loads ./.env, which `encord-assets demo` writes: run every test (and the
     # processes it starts) from its own folder so a demo run in the checkout cannot steer them.
     monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_", "URL_IMAGES_", "AWS_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
-            monkeypatch.delenv(name, raising=False)
+    for name in (*BY_NAME, "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("ROOT_DATA_PATH", str(tmp_path / "root"))
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))

@@ -26,7 +26,7 @@ DATASETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Objaverse": (("points",), ("Objaverse",)),
 }
 
-# Rows of these datasets come from YouTube when they carry a youtube_id (DESIGN §3).
+# Rows of these datasets come from YouTube when they carry a youtube_id.
 NOT_YOUTUBE = {"VidGen-1M"}
 
 

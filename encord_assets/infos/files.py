@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import dagster as dg
+
 SPLITS = ("e-mm1_100m", "e-mm1_1m", "eshot")
 MODALITIES = ("video", "audio", "image", "points", "text")
 SAMPLE_INFOS_DIR = Path(__file__).parent / "sample"
@@ -26,3 +28,9 @@ def infos_file(infos_dir: Path, split: str, modality: str) -> Path | None:
     else:
         candidates = [infos_dir / folder / "infos" / f"{modality}.csv" for folder in SPLIT_FOLDERS[split]]
     return next((path for path in candidates if path.is_file()), None)
+
+
+class InfosDir(dg.ConfigurableResource):
+    """A folder shaped like E-MM1's `datasets/` (default: the sample bundled with the package)."""
+
+    path: str = str(SAMPLE_INFOS_DIR)

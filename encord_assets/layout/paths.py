@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
+from encord_assets.settings import DEFAULT_AUDIO_DIR
+
 # save_folder values used by E-MM1 infos (old phase names, current split names, EShot).
 KNOWN_SAVE_FOLDERS = (
     "phase_1_only",
@@ -20,8 +22,6 @@ KNOWN_SAVE_FOLDERS = (
     "eshot",
 )
 MAX_NAME_BYTES = 255
-# Audio of the E-MM1 splits shares files with video clips, so it lives in video/ (DESIGN §2).
-DEFAULT_AUDIO_DIR = "video"
 ESHOT_AUDIO_DIR = "audio"
 BOOKKEEPING_DIR = "_encord_assets"
 
@@ -59,12 +59,6 @@ def check_component(value: str) -> str:
     if reason is not None:
         raise UnsafePath(f"{value!r} is not a safe file or folder name: {reason}")
     return value
-
-
-def modality_dir(modality: str, save_folder: str, audio_dir: str = DEFAULT_AUDIO_DIR) -> str:
-    if modality == "audio":
-        return ESHOT_AUDIO_DIR if save_folder == "eshot" else audio_dir
-    return modality
 
 
 def target_expr(audio_dir: str = DEFAULT_AUDIO_DIR) -> pl.Expr:

@@ -4,34 +4,22 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.mirror import coco, flickr30k, imagenet, openshape, url_images, vidgen, youtube
 from encord_assets.mirror.server import Mirror
-from encord_assets.sources.registry import SOURCES
-
-# fetcher resource key -> the mirror module that emulates its upstream (build, env, routes)
-UPSTREAMS = {
-    "coco": coco,
-    "youtube": youtube,
-    "imagenet": imagenet,
-    "flickr30k": flickr30k,
-    "vidgen": vidgen,
-    "url_images": url_images,
-    "openshape": openshape,
-}
+from encord_assets.sources.registry import SOURCES, fetcher_keys, upstream_emulation
 
 
 def build_content(rows: pl.DataFrame, content_dir: Path) -> None:
     """Synthesize upstream files for every normalized row (all splits, all sources)."""
-    for fetcher in sorted({spec.fetcher for spec in SOURCES}):
+    for fetcher in fetcher_keys():
         names = [spec.name for spec in SOURCES if spec.fetcher == fetcher]
-        UPSTREAMS[fetcher].build(rows.filter(pl.col("source").is_in(names)), content_dir)
+        upstream_emulation(fetcher).build(rows.filter(pl.col("source").is_in(names)), content_dir)
 
 
 def attach(mirror: Mirror) -> dict[str, str]:
     """Install upstream routes on `mirror`; return the settings that point every source at it."""
     settings = {}
-    for fetcher in sorted({spec.fetcher for spec in SOURCES}):
-        upstream = UPSTREAMS[fetcher]
+    for fetcher in fetcher_keys():
+        upstream = upstream_emulation(fetcher)
         if hasattr(upstream, "routes"):
             upstream.routes(mirror)
         settings |= upstream.env(mirror)

@@ -1,7 +1,7 @@
 """A Hugging Face Hub emulation on the mirror, for any repository a builder writes.
 
 Builders put a repository's files under `repo_dir(content_dir, repo_id)`; the routes below
-serve them the way huggingface.co does for the real client (DESIGN.md §4): repo info and
+serve them the way huggingface.co does for the real client: repo info and
 revision endpoints, tree listing paginated by a `Link: rel="next"` header, `paths-info`
 (form POST), and `resolve` with `X-Repo-Commit`, `ETag`/`X-Linked-Etag` and `X-Linked-Size`.
 Large (LFS-like) files answer `resolve` with a 302 to the mirror's second origin, where the

@@ -20,7 +20,8 @@ import polars as pl
 from encord_assets.mirror import hf_hub
 from encord_assets.mirror.media import seed_of
 from encord_assets.mirror.server import Mirror
-from encord_assets.sources.openshape import REPO_ID, archive_path
+from encord_assets.settings import OPENSHAPE_REPO_ID as REPO_ID
+from encord_assets.sources.openshape import archive_path
 from encord_assets.sources.registry import SOURCES
 
 SINGLE_ARCHIVES = ("3D-FUTURE", "ABO", "ShapeNet")

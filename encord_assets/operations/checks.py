@@ -12,7 +12,7 @@ from encord_assets.infos.assets import rejects_key
 from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.decode import Undecodable, decoder_for
-from encord_assets.operations.settings import Operations
+from encord_assets.operations.policy import Operations
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
@@ -89,7 +89,7 @@ def each_file(rows: pl.DataFrame, test) -> list[dict]:
 
 
 def partitioned_check(**kwargs):
-    """dg.asset_check with a partitions_def, without the warning that this is a preview feature (DESIGN §4)."""
+    """dg.asset_check with a partitions_def, without the warning that this is a preview feature."""
 
     def decorate(fn):
         with warnings.catch_warnings():

@@ -8,7 +8,7 @@ from encord_assets.operations.checks import build_infos_check, build_source_chec
 from encord_assets.operations.fill import build_fill_job, build_fill_schedule
 from encord_assets.operations.partition_status import source_assets
 from encord_assets.operations.retry_sensor import build_retry_sensor
-from encord_assets.operations.settings import operations_resource
+from encord_assets.operations.policy import operations_resource
 from encord_assets.products.coverage_report import coverage_report
 
 

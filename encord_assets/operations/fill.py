@@ -6,18 +6,16 @@ failed ones. A schedule cannot launch a backfill, so it returns one run request 
 that has infos rows and is missing or failed, at most `max_requests_per_tick` per tick.
 """
 
-import os
-
 import dagster as dg
 
 from encord_assets.materialize import partitions_with_rows
 from encord_assets.operations.partition_status import partition_statuses
 from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
-from encord_assets.operations.settings import Operations, switch
+from encord_assets.operations.policy import Operations
+from encord_assets.settings import setting
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
-DEFAULT_FILL_CRON = "0 * * * *"
 WANTED = (None, dg.AssetPartitionStatus.FAILED)  # never materialized, or the last run failed
 
 
@@ -33,8 +31,8 @@ def build_fill_schedule(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg
     @dg.schedule(
         name=f"fill_{spec.name}_schedule",
         job=job,
-        cron_schedule=os.environ.get("ENCORD_FILL_CRON", DEFAULT_FILL_CRON),
-        default_status=dg.DefaultScheduleStatus.RUNNING if switch("ENCORD_FILL_SCHEDULE", False) else dg.DefaultScheduleStatus.STOPPED,
+        cron_schedule=setting("ENCORD_FILL_CRON").read(),
+        default_status=dg.DefaultScheduleStatus.RUNNING if setting("ENCORD_FILL_SCHEDULE").read() else dg.DefaultScheduleStatus.STOPPED,
         description=f"Requests a run for every partition of {spec.name} that has rows and is missing or failed (capped per tick).",
     )
     def fill(context: dg.ScheduleEvaluationContext, operations: Operations, store: DatasetStore):

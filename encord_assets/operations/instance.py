@@ -6,12 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from encord_assets.sources.registry import SOURCES
+from encord_assets.sources.registry import POOL_LIMITS
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
-# Concurrent partition runs per upstream family: YouTube throttles hard, the Hub less so.
-# url_images: img2dataset runs several processes per partition and reaches many hosts at once
-POOL_LIMITS = {"youtube": 2, "huggingface": 4, "http": 4, "url_images": 2}
 
 
 def install_instance_yaml(dagster_home: Path) -> bool:
@@ -30,10 +27,10 @@ def set_pool_limits(instance: dg.DagsterInstance) -> dict[str, int]:
     storage = instance.event_log_storage
     known = {pool.name: pool for pool in storage.get_pool_limits()}
     limits = {}
-    for pool in sorted(set(POOL_LIMITS) | {spec.pool for spec in SOURCES}):
+    for pool, limit in sorted(POOL_LIMITS.items()):
         current = known.get(pool)
         if current is None or current.from_default:
-            storage.set_concurrency_slots(pool, POOL_LIMITS.get(pool, instance.global_op_concurrency_default_limit or 1))
+            storage.set_concurrency_slots(pool, limit)
         limits[pool] = storage.get_concurrency_info(pool).slot_count
     return limits
 

@@ -15,7 +15,8 @@ import dagster as dg
 
 from encord_assets.operations.exhausted import write_exhausted
 from encord_assets.operations.partition_status import partition_statuses
-from encord_assets.operations.settings import Operations, read_int, switch
+from encord_assets.operations.policy import Operations
+from encord_assets.settings import setting
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
@@ -55,8 +56,8 @@ def build_retry_sensor(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.
     @dg.sensor(
         name=f"retry_failed_{spec.name}",
         job=job,
-        minimum_interval_seconds=read_int("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS", 60),
-        default_status=dg.DefaultSensorStatus.RUNNING if switch("ENCORD_RETRY_SENSOR", True) else dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=setting("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS").read(),
+        default_status=dg.DefaultSensorStatus.RUNNING if setting("ENCORD_RETRY_SENSOR").read() else dg.DefaultSensorStatus.STOPPED,
         description=f"Re-requests failed partitions of {spec.name} with exponential backoff, up to a maximum number of attempts.",
     )
     def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, store: DatasetStore) -> dg.SensorResult:

@@ -137,3 +137,7 @@ class CocoImages(dg.ConfigurableResource):
 
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(fetch_image, by_image.items()))
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = CocoImages

@@ -23,8 +23,8 @@ def ffmpeg_exe() -> str:
 def ffmpeg_on_path() -> str:
     """The path of an `ffmpeg` link to imageio-ffmpeg's binary, in a folder put first on PATH.
 
-    yt-dlp's section downloads look `ffmpeg` up on PATH even when `ffmpeg_location` is given
-    (DESIGN §4), and the binary imageio-ffmpeg ships is not named `ffmpeg`.
+    yt-dlp's section downloads look `ffmpeg` up on PATH even when `ffmpeg_location` is given,
+    and the binary imageio-ffmpeg ships is not named `ffmpeg`.
     """
     global _link_dir
     with _lock:

@@ -21,3 +21,7 @@ class Flickr30kZip(HfDatasetSource):
         wanted = targets_by(rows)
         work.log.info(f"reading {len(wanted)} members of {self.repo_id}/{self.archive}@{self.revision}")
         self.copy_zip_members(self.filesystem(), self.revision, self.archive, None, wanted, log, self.max_image_bytes)
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = Flickr30kZip

@@ -22,10 +22,10 @@ from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from encord_assets.ledger import FetchLedger
+from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
 from encord_assets.sources.zip_members import copy_members, index_members
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 # zipfile reads a member's 30-byte local header, its name and extra field, then the data:
 # a read-ahead of this much more than name + data covers the whole member in one request.
@@ -98,7 +98,7 @@ class HfDatasetSource(dg.ConfigurableResource):
     """A dataset repository on the Hugging Face Hub (or anything that speaks its API)."""
 
     repo_id: str
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: str = DEFAULT_HF_ENDPOINT
     # secret: sent to the endpoint only, never logged or stored
     token: str | None = None
     # a branch, tag or commit; a commit sha makes runs reproducible

@@ -112,3 +112,7 @@ def fail(places: pl.DataFrame, error: Exception, log: FetchLedger, wanted: dict[
     """Record `error` for every target of `places` that has no outcome yet."""
     targets = [target for file_id in places["file_id"] for target in wanted[file_id]]
     record_error(log, [target for target in targets if not log.has_result(target)], error)
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = ImageNetParquet

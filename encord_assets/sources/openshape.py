@@ -23,10 +23,9 @@ from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.retry import classify, record_error
+from encord_assets.settings import OPENSHAPE_REPO_ID
 from encord_assets.sources.tar_members import TarPass, stage_members
 from encord_assets.sources.work import PartitionWork
-
-REPO_ID = "OpenShape/openshape-training-data"
 
 
 def archive_path(dataset: str, key: str) -> str:
@@ -56,7 +55,7 @@ class CountingStream(io.RawIOBase):
 class OpenShapePoints(HfDatasetSource):
     """Streams OpenShape's tar.gz archives from the Hub (or anything that speaks its API)."""
 
-    repo_id: str = REPO_ID
+    repo_id: str = OPENSHAPE_REPO_ID
     timeout_seconds: float = 60.0
     max_member_bytes: int = 256 << 20
 
@@ -124,3 +123,7 @@ class OpenShapePoints(HfDatasetSource):
             log.fetched(0)
             response.raise_for_status()
             return stage_members(CountingStream(response.raw, log), wanted, log, npy_key, self.max_member_bytes)
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = OpenShapePoints

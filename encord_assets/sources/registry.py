@@ -1,10 +1,13 @@
 """The one list of sources: which (modality, source dataset) pairs we fetch, and how.
 
-Each entry becomes one partitioned asset (see factory.py). `fetcher` names the resource
-that fetches its rows; `shards` is fixed forever for a source because changing it would
-move rows between partitions.
+Each entry becomes one partitioned asset (see factory.py). `fetcher` names the fetch
+strategy: the module `sources/<fetcher>.py` (its `RESOURCE` is the resource that fetches the
+rows, configured from the settings of that key) and the module `mirror/<fetcher>.py` that
+emulates its upstream. `pool` is the Dagster pool its runs take a slot of. `shards` is fixed
+forever for a source because changing it would move rows between partitions.
 """
 
+import importlib
 import re
 from dataclasses import dataclass
 
@@ -52,6 +55,12 @@ class SourceSpec:
 
     def __post_init__(self):
         assert self.dataset in DATASETS, self.dataset
+        assert self.pool in POOL_LIMITS, self.pool
+
+
+# Concurrent partition runs per upstream family: YouTube throttles hard, the Hub less so;
+# img2dataset runs several processes per partition and reaches many hosts at once.
+POOL_LIMITS = {"youtube": 2, "huggingface": 4, "http": 4, "url_images": 2}
 
 
 SOURCES: tuple[SourceSpec, ...] = (
@@ -94,3 +103,17 @@ def sources_for(modality: str) -> tuple[SourceSpec, ...]:
 
 def source_by_name(name: str) -> SourceSpec:
     return next(spec for spec in SOURCES if spec.name == name)
+
+
+def fetcher_keys() -> list[str]:
+    return sorted({spec.fetcher for spec in SOURCES})
+
+
+def fetcher_resource(fetcher: str) -> type:
+    """The resource class of fetch strategy `fetcher` (imported on demand: fetchers import this module)."""
+    return importlib.import_module(f"encord_assets.sources.{fetcher}").RESOURCE
+
+
+def upstream_emulation(fetcher: str):
+    """The mirror module that emulates `fetcher`'s upstream (build, env, routes)."""
+    return importlib.import_module(f"encord_assets.mirror.{fetcher}")

@@ -191,3 +191,7 @@ class UrlImages(dg.ConfigurableResource):
             record = log.unavailable if first["outcome"] == "unavailable" else log.failed
             record(target, first["error_class"], first["error_message"])
 
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = UrlImages

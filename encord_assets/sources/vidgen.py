@@ -68,3 +68,7 @@ class VidGenZips(HfDatasetSource):
 
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(read_zip, by_zip.items()))
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = VidGenZips

@@ -23,13 +23,10 @@ from yt_dlp.utils import DownloadError, UnsupportedError, download_range_func
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.ffmpeg import ffmpeg_on_path, probe
+from encord_assets.settings import DEFAULT_YOUTUBE_FORMAT, DEFAULT_YOUTUBE_URL_TEMPLATE
 from encord_assets.sources.retry import RetryPolicy, Unavailable, Verdict, record_error
 from encord_assets.sources.work import PartitionWork
 from encord_assets.store import DatasetStore
-
-DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
-# mp4 video + m4a audio merge into an mp4 without re-muxing surprises; anything else as a fallback
-DEFAULT_FORMAT = "bv*[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b"
 
 # yt-dlp's wording (from YouTube) for videos that will never be downloadable
 PERMANENT_MESSAGES = (
@@ -136,13 +133,13 @@ class _Silent:
 class YoutubeClips(dg.ConfigurableResource):
     """Cuts clips of YouTube videos (or of anything yt-dlp can read, through url_template) with yt-dlp."""
 
-    url_template: str = DEFAULT_URL_TEMPLATE
+    url_template: str = DEFAULT_YOUTUBE_URL_TEMPLATE
     # Netscape-format cookies for signed-in downloads; the contents are a secret, never logged or recorded
     cookies_file: str = ""
     # pause before every upstream request and every download (yt-dlp's sleep options)
     sleep_seconds: float = 1.0
     socket_timeout_seconds: float = 30.0
-    format: str = DEFAULT_FORMAT
+    format: str = DEFAULT_YOUTUBE_FORMAT
     threads: int = 4
     attempts: int = 4
     backoff_seconds: float = 2.0
@@ -266,3 +263,7 @@ class YoutubeClips(dg.ConfigurableResource):
             raise BrokenMedia("wrong_duration", f"the clip lasts {found.duration} s, the row asks for {seconds:.3f} s")
         if not (found.has_audio if modality == "audio" else found.has_video):
             raise BrokenMedia(f"no_{modality}", f"the clip has no {modality} stream")
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = YoutubeClips

@@ -124,7 +124,7 @@ class ObjectBackend:
 
     local = False
 
-    def __init__(self, url: str, scratch: Path, part_bytes: int, concurrency: int, attempts: int):
+    def __init__(self, url: str, scratch: Path, part_bytes: int, concurrency: int, attempts: int, region: str = ""):
         import s3fs
 
         scheme, _, rest = url.partition("://")
@@ -135,7 +135,7 @@ class ObjectBackend:
         self.scratch = scratch
         self.part_bytes = part_bytes
         self.concurrency = concurrency
-        client = {"region_name": os.environ["AWS_REGION"]} if os.environ.get("AWS_REGION") else {}
+        client = {"region_name": region} if region else {}
         # botocore's standard retry mode backs off on 503 SlowDown, throttling, resets and timeouts
         self.fs = s3fs.S3FileSystem(
             use_listings_cache=False,

@@ -27,6 +27,7 @@ from encord_assets.layout.paths import (
     staging_key,
     table_key,
 )
+from encord_assets.settings import resource_config
 from encord_assets.store.backends import LocalBackend, ObjectBackend
 from encord_assets.store.staging import fresh_staging_dir
 
@@ -36,10 +37,12 @@ def is_object_url(root: str) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def object_backend(root: str, scratch: Path, part_bytes: int, concurrency: int, attempts: int, aws: tuple) -> ObjectBackend:
+def object_backend(
+    root: str, scratch: Path, part_bytes: int, concurrency: int, attempts: int, region: str, aws: tuple
+) -> ObjectBackend:
     """One client per ROOT and AWS environment (`aws`, part of the key only) in a process: runs in
     one process (the demo, sensors) would otherwise each pay for building a botocore client."""
-    return ObjectBackend(root, scratch, part_bytes, concurrency, attempts)
+    return ObjectBackend(root, scratch, part_bytes, concurrency, attempts, region)
 
 
 class DatasetStore(dg.ConfigurableResource):
@@ -57,6 +60,8 @@ class DatasetStore(dg.ConfigurableResource):
     upload_part_bytes: int = 64 << 20
     upload_concurrency: int = 16
     upload_attempts: int = 8
+    # object-storage ROOT only: the bucket's region (empty: botocore's own lookup)
+    region: str = ""
 
     _backend: LocalBackend | ObjectBackend | None = PrivateAttr(default=None)
 
@@ -68,7 +73,7 @@ class DatasetStore(dg.ConfigurableResource):
                 scratch = Path(self.scratch_dir or Path(tempfile.gettempdir()) / "encord_assets_scratch").expanduser() / digest
                 aws = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
                 self._backend = object_backend(
-                    self.root, scratch.absolute(), self.upload_part_bytes, self.upload_concurrency, self.upload_attempts, aws
+                    self.root, scratch.absolute(), self.upload_part_bytes, self.upload_concurrency, self.upload_attempts, self.region, aws
                 )
             else:
                 self._backend = LocalBackend(Path(self.root))
@@ -180,3 +185,7 @@ class DatasetStore(dg.ConfigurableResource):
         return [(self.uri(key), frame) for key in keys if (frame := self.read_parquet(key)) is not None]
 
 
+
+
+def default_store() -> DatasetStore:
+    return DatasetStore(**resource_config("store"))

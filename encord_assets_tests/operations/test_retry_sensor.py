@@ -6,7 +6,7 @@ import dagster as dg
 
 from encord_assets.operations.exhausted import read_exhausted
 from encord_assets.operations.retry_sensor import plan_retries
-from encord_assets.operations.settings import Operations
+from encord_assets.operations.policy import Operations
 from encord_assets.products.coverage import problem_rows
 from encord_assets.products.coverage_report import write_reports
 from encord_assets.store import DatasetStore

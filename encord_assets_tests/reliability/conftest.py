@@ -1,7 +1,6 @@
 """The packed sample (every source of the registry, one partition per source and split), its mirror
 content, and the files a fault-free run places: the reference every reliability test compares with."""
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from encord_assets.infos.files import SAMPLE_INFOS_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.build import build_content
 from encord_assets.operations.instance import install_instance_yaml
-from encord_assets.sources.registry import SOURCES
+from encord_assets.settings import BY_NAME
 from encord_assets_tests.conftest import start_mirror
 from encord_assets_tests.reliability.support import (
     FETCHERS,
@@ -56,9 +55,8 @@ def packed(tmp_path_factory) -> Packed:
     home = Path(tempfile.mkdtemp(prefix="encord_reference_home_", dir="/dev/shm" if Path("/dev/shm").is_dir() else base))
     install_instance_yaml(home)
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("ENCORD_", "COCO_", "YOUTUBE_")):
-                patch.delenv(name)
+        for name in BY_NAME:
+            patch.delenv(name, raising=False)
         patch.setenv("ROOT_DATA_PATH", str(root))
         patch.setenv("DAGSTER_HOME", str(home))
         patch.setenv("ENCORD_INFOS_DIR", str(infos_dir))

@@ -16,7 +16,8 @@ from encord_assets.mirror import hf_hub
 from encord_assets.mirror.openshape import archive_members, point_cloud, write_tar_gz
 from encord_assets.mirror.server import Mirror
 from encord_assets.sources.archive_index import ArchiveIndex
-from encord_assets.sources.openshape import REPO_ID, OpenShapePoints
+from encord_assets.settings import OPENSHAPE_REPO_ID as REPO_ID
+from encord_assets.sources.openshape import OpenShapePoints
 from encord_assets.sources.registry import source_by_name
 from encord_assets.store import DatasetStore
 from encord_assets_tests.conftest import start_mirror
