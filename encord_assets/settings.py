@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
+from encord_assets.infos.normalize import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.layout.paths import DEFAULT_AUDIO_DIR, KNOWN_SAVE_FOLDERS
 
 
@@ -35,6 +36,8 @@ class DataRoot(dg.ConfigurableResource):
     extra_save_folders: str = ""
     # re-try rows an earlier run found permanently unavailable (404, removed video, ...)
     retry_unavailable: bool = False
+    # clip ranges (end_time - start_time) longer than this are rejected as broken rows
+    max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS
 
     @property
     def root_path(self) -> Path:
@@ -58,4 +61,5 @@ def default_data_root() -> DataRoot:
         audio_dir=setting("ENCORD_AUDIO_DIR", DEFAULT_AUDIO_DIR),
         extra_save_folders=setting("ENCORD_EXTRA_SAVE_FOLDERS", ""),
         retry_unavailable=setting("ENCORD_RETRY_UNAVAILABLE", False),
+        max_clip_seconds=setting("ENCORD_MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS),
     )
