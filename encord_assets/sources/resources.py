@@ -47,6 +47,7 @@ def fetcher_resources() -> dict:
             retries=setting("URL_IMAGES_RETRIES", 1),
             user_agent=setting("URL_IMAGES_USER_AGENT", "encord-assets"),
             url_rewrite=setting("URL_IMAGES_REWRITE", ""),
+            allowed_networks=setting("URL_IMAGES_ALLOWED_NETWORKS", ""),
         ),
         "openshape": OpenShapePoints(
             repo_id=setting("OPENSHAPE_REPO", OPENSHAPE_REPO_ID),
