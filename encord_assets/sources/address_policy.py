@@ -10,7 +10,8 @@ img2dataset fetches with urllib in worker processes of its own and offers no hoo
 connection, so it is given a forwarding proxy on 127.0.0.1 (`http_proxy`/`https_proxy`): the
 proxy resolves each host, checks every address and connects to a checked one itself. HTTPS
 goes through CONNECT, so TLS and certificate checks stay end to end. Refusals answer 403 with
-`blocked_address` in the reason, which img2dataset records as the row's error message.
+`blocked_address` in the reason, which img2dataset records as the row's error message. An
+answer longer than the proxy's byte limit is cut there: img2dataset holds each body in memory.
 """
 
 import contextlib
@@ -92,10 +93,14 @@ class AddressPolicy:
         raise error or OSError(f"{host} has no address")
 
 
-def _pipe(read: Callable[[int], bytes], destination: socket.socket) -> None:
+def _pipe(read: Callable[[int], bytes], destination: socket.socket, limit: int | None = None) -> None:
+    sent = 0
     try:
         while chunk := read(_CHUNK):
             destination.sendall(chunk)
+            sent += len(chunk)
+            if limit is not None and sent > limit:
+                break
     except OSError:
         pass
     with contextlib.suppress(OSError):
@@ -159,7 +164,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             outgoing = threading.Thread(target=_pipe, args=(self.rfile.read1, upstream), daemon=True)
             outgoing.start()
-            _pipe(upstream.recv, self.connection)
+            _pipe(upstream.recv, self.connection, self.server.max_response_bytes)
             outgoing.join(timeout)
 
 
@@ -167,8 +172,9 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, policy: AddressPolicy, timeout_seconds: float, resolve: Resolver, connector: Connector):
+    def __init__(self, policy: AddressPolicy, timeout_seconds: float, max_response_bytes: int, resolve: Resolver, connector: Connector):
         self.policy, self.timeout_seconds, self.resolve, self.connector = policy, timeout_seconds, resolve, connector
+        self.max_response_bytes = max_response_bytes
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
@@ -179,10 +185,11 @@ class VettingProxy:
         self,
         policy: AddressPolicy,
         timeout_seconds: float,
+        max_response_bytes: int = 64 << 20,
         resolve: Resolver = socket.getaddrinfo,
         connect: Connector = socket.create_connection,
     ):
-        self._server = _Server(policy, timeout_seconds, resolve, connect)
+        self._server = _Server(policy, timeout_seconds, max_response_bytes, resolve, connect)
         self._thread = threading.Thread(target=self._server.serve_forever, name="vetting-proxy", daemon=True)
 
     @property

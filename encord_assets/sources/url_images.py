@@ -131,6 +131,8 @@ class UrlImages(dg.ConfigurableResource):
     url_rewrite: str = ""
     # networks (CIDR, separated by commas) reachable beyond public addresses, e.g. 127.0.0.1/32 for a local mirror
     allowed_networks: str = ""
+    # longest answer read for one URL (img2dataset holds each body in memory): cut beyond it
+    max_image_bytes: int = 64 << 20
 
     def fetch(self, context: dg.AssetExecutionContext, rows: pl.DataFrame, log: FetchLog) -> None:
         urls = rows.select("target", rewrite_url_expr(pl.col("file_id"), rewrite_rules(self.url_rewrite)).alias("url"))
@@ -151,7 +153,7 @@ class UrlImages(dg.ConfigurableResource):
         per_shard = max(1, math.ceil(unique.height / max(1, self.processes)))
         where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
         context.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
-        proxy = VettingProxy(AddressPolicy.from_setting(self.allowed_networks), self.timeout_seconds)
+        proxy = VettingProxy(AddressPolicy.from_setting(self.allowed_networks), self.timeout_seconds, self.max_image_bytes)
         with proxy, proxy.as_environment():
             run_img2dataset(
                 url_list=str(url_list),
