@@ -97,10 +97,11 @@ def _pipe(read: Callable[[int], bytes], destination: socket.socket, limit: int |
     sent = 0
     try:
         while chunk := read(_CHUNK):
+            if limit is not None and sent + len(chunk) > limit:
+                destination.sendall(chunk[: limit - sent])
+                break
             destination.sendall(chunk)
             sent += len(chunk)
-            if limit is not None and sent > limit:
-                break
     except OSError:
         pass
     with contextlib.suppress(OSError):
@@ -190,7 +191,8 @@ class VettingProxy:
         connect: Connector = socket.create_connection,
     ):
         self._server = _Server(policy, timeout_seconds, max_response_bytes, resolve, connect)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="vetting-proxy", daemon=True)
+        # a short poll keeps shutdown() quick: a proxy lives for one img2dataset call
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="vetting-proxy", daemon=True)
 
     @property
     def url(self) -> str:

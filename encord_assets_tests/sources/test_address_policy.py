@@ -18,7 +18,7 @@ import pytest
 
 from encord_assets.layout.outcomes import FetchLog
 from encord_assets.sources.address_policy import AddressPolicy, BlockedAddress, VettingProxy
-from encord_assets.sources.url_images import QUIET_ENV, UrlImages, outcome_of
+from encord_assets.sources.url_images import UrlImages, outcome_of
 from encord_assets_tests.conftest import IMAGE_HEADER, manifest_of, write_infos
 
 GCC = "image_googleconceptualcaptions"
@@ -88,19 +88,6 @@ def test_public_addresses_pass_and_allowed_networks_open_only_what_they_name():
     assert policy.problem("127.0.0.2") == "127.0.0.2 is a loopback address"
     with pytest.raises(BlockedAddress, match="blocked_address: metadata.test resolves to 169.254.169.254"):
         policy.addresses("metadata.test", 80, resolve)
-
-
-@pytest.fixture
-def img2dataset_download(monkeypatch):
-    """img2dataset's own download function, in this process, with urllib's opener rebuilt from
-    the environment (the proxy settings) for each test."""
-    for name, value in QUIET_ENV.items():
-        monkeypatch.setenv(name, value)
-    from img2dataset.downloader import download_image
-
-    urllib.request.install_opener(None)
-    yield lambda url: download_image((0, url), 5, "encord-assets-test", None)
-    urllib.request.install_opener(None)
 
 
 def fetch_through_proxy(download, urls, policy=AddressPolicy()):

@@ -8,6 +8,7 @@ within the limit) and nothing partial is left beside them, and memory stays boun
 not by what the headers claim. Examples come from a fixed seed, in a bounded number.
 """
 
+import contextlib
 import gzip
 import io
 import random
@@ -18,6 +19,7 @@ import tarfile
 import tempfile
 import threading
 import tracemalloc
+import urllib.request
 import warnings
 import zipfile
 from pathlib import Path
@@ -230,3 +232,102 @@ def check_tar(data: bytes, names: list[str]) -> None:
             tracemalloc.stop()
         assert peak < MEMORY_BOUND
         check_staging(Path(folder), staging, log, targets, LIMIT)
+
+
+# ---- HTTP bodies: lying Content-Length, lying chunks, truncated and oversized bodies ----
+
+
+class _Answer(socketserver.StreamRequestHandler):
+    def handle(self):
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass
+        with contextlib.suppress(OSError):
+            self.wfile.write(self.server.answer)
+
+
+@pytest.fixture(scope="module")
+def raw_server():
+    """Answers every request on 127.0.0.1 with the bytes in `.answer`, then hangs up."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Answer)
+    server.daemon_threads = True
+    server.answer = b""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@st.composite
+def hostile_answer(draw) -> bytes:
+    size = draw(st.sampled_from([0, 1, LIMIT - 1, LIMIT, LIMIT + 1, 3 * LIMIT]) | st.integers(0, 3 * LIMIT))
+    body = b"\xab" * size
+    status = draw(st.sampled_from([b"200 OK", b"200 OK", b"200 OK", b"404 Not Found", b"500 Oops"]))
+    headers = [b"HTTP/1.1 " + status, b"Content-Type: image/jpeg", b"Connection: close"]
+    framing = draw(st.sampled_from(["exact", "none", "shorter", "longer", "bad_length", "chunked", "lying_chunks"]))
+    if framing == "exact":
+        headers.append(b"Content-Length: %d" % size)
+    elif framing == "shorter":
+        headers.append(b"Content-Length: %d" % max(0, size - draw(st.integers(1, 1000))))
+    elif framing == "longer":
+        headers.append(b"Content-Length: %d" % (size + draw(st.integers(1, 10 * LIMIT))))
+    elif framing == "bad_length":
+        headers.append(b"Content-Length: " + draw(st.sampled_from([b"-1", b"abc", b"1e3", b"9" * 30, b"10, 20"])))
+    elif framing in ("chunked", "lying_chunks"):
+        headers.append(b"Transfer-Encoding: chunked")
+        step = draw(st.integers(1, LIMIT))
+        chunks = [body[i : i + step] for i in range(0, size, step)]
+        claim = (lambda c: len(c) + 7) if framing == "lying_chunks" else len
+        body = b"".join(b"%x\r\n%s\r\n" % (claim(c), c) for c in chunks) + (b"0\r\n\r\n" if framing == "chunked" else b"")
+    return b"\r\n".join(headers) + b"\r\n\r\n" + body
+
+
+HTTP_CORPUS = [
+    # a negative Content-Length was returned as the announced size (-1), and "abc" raised ValueError
+    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\nContent-Length: abc\r\n\r\nbody",
+]
+
+
+@pytest.mark.parametrize("answer", HTTP_CORPUS)
+def test_http_corpus(raw_server, answer):
+    check_download(raw_server, answer)
+
+
+@FUZZ
+@given(hostile_answer())
+def test_http_downloads_are_whole_or_refused_and_bounded(raw_server, answer):
+    """sources/http.py download() (COCO single images and other plain HTTP upstreams)."""
+    check_download(raw_server, answer)
+
+
+def check_download(raw_server, answer: bytes) -> None:
+    raw_server.answer = answer
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "staged.part"
+        log = FetchLog(Path(folder))
+        tracemalloc.start()
+        try:
+            size = download(new_session("fuzz"), f"http://127.0.0.1:{raw_server.server_address[1]}/x.jpg", path, log, 5, LIMIT)
+        except (requests.RequestException, Unavailable):
+            size = None
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak < MEMORY_BOUND
+        if path.exists():
+            assert path.stat().st_size <= LIMIT
+        if size is not None:
+            assert path.stat().st_size == size <= LIMIT
+
+
+@settings(FUZZ, max_examples=30)
+@given(hostile_answer())
+def test_img2dataset_bodies_are_cut_at_the_limit(raw_server, img2dataset_download, answer):
+    """img2dataset holds a whole body in memory: through the proxy it never gets more than the limit."""
+    raw_server.answer = answer
+    with VettingProxy(AddressPolicy.from_setting("127.0.0.1/32"), 5, max_response_bytes=LIMIT) as proxy, proxy.as_environment():
+        urllib.request.install_opener(None)
+        _, stream, error = img2dataset_download(f"http://127.0.0.1:{raw_server.server_address[1]}/x.jpg")
+    assert stream is None or len(stream.getvalue()) <= LIMIT
+    assert (stream is None) == (error is not None)
