@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
 from encord_assets.infos.assets import INFOS_ASSETS, describe_reject, rejects_path
@@ -22,15 +22,8 @@ from encord_assets.infos.normalize import DEFAULT_MAX_CLIP_SECONDS, REQUIRED_COL
 from encord_assets.layout.paths import inside_root
 from encord_assets.layout.tables import TableIOManager
 from encord_assets.settings import DataRoot, InfosDir
+from encord_assets_tests.fuzz import FUZZ
 
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    max_examples=120,
-    report_multiple_bugs=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 HEADERS = {
     "video": ("encord_video_id", *REQUIRED_COLUMNS["video"], "youtube_id", "start_time", "end_time", "file_id"),
     "audio": ("encord_audio_id", *REQUIRED_COLUMNS["audio"]),
@@ -182,7 +175,7 @@ def test_corpus(modality, content, row_count):
     check_bytes(modality, content, row_count)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=120)
 @given(infos_csv())
 def test_normalize_never_crashes_and_accounts_for_every_row(generated):
     check_bytes(*generated)

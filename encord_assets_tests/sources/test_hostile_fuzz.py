@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from encord_assets.layout.outcomes import FetchLog
@@ -35,19 +35,11 @@ from encord_assets.sources.http import download, new_session
 from encord_assets.sources.openshape import npy_key
 from encord_assets.sources.retry import RetryPolicy, Unavailable
 from encord_assets.sources.tar_members import stage_members
-from encord_assets.sources.url_images import QUIET_ENV
 from encord_assets.sources.zip_members import copy_members, index_members
+from encord_assets_tests.fuzz import FUZZ
 
 LIMIT = 48 << 10
 MEMORY_BOUND = 8 << 20  # members and bodies are read in chunks: far below what headers claim (4 GB)
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    max_examples=60,
-    report_multiple_bugs=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
 NAMES = st.sampled_from(
     ["a.npy", "dir/b.npy", "deep/er/c.npy", "../up.npy", "a/../../up2.npy", "/abs.npy", "C:\\drive.npy", "C:/drive2.npy",
      "back\\slash.npy", "./dot.npy", "ünï/cödé.npy", "x" * 300 + ".npy", "d" * 120 + "/" + "e" * 120 + ".npy", "", "dir/"]
@@ -67,6 +59,23 @@ def check_staging(folder: Path, staging: Path, log: FetchLog, wanted_targets: se
     written = [p for p in folder.rglob("*") if p.is_file()]
     assert all(p.is_relative_to(staging) for p in written), written
     assert set(p for p in written) == set(staged), "a partial or unrecorded file was left in staging"
+
+
+@contextlib.contextmanager
+def staged_within_bounds(targets: set[str]):
+    """A FetchLog over a fresh staging folder; on leaving: memory stayed under the bound, and
+    staging holds exactly the whole files the log recorded, for wanted targets only."""
+    with tempfile.TemporaryDirectory() as folder:
+        staging = Path(folder) / "staging"
+        log = FetchLog(staging)
+        tracemalloc.start()
+        try:
+            yield log
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < MEMORY_BOUND
+        check_staging(Path(folder), staging, log, targets, LIMIT)
 
 
 # ---- zip central directories ----
@@ -140,25 +149,16 @@ def test_hostile_zips_are_refused_or_bounded(generated):
 def check_zip(data: bytes, names: list[str]) -> None:
     wanted = {name: [f"shared/points/{i}.npy"] for i, name in enumerate(dict.fromkeys(names))}
     wanted["not-there.npy"] = ["shared/points/missing.npy"]
-    with tempfile.TemporaryDirectory() as folder:
-        staging = Path(folder) / "staging"
-        log = FetchLog(staging)
-        tracemalloc.start()
+    targets = {t for ts in wanted.values() for t in ts}
+    with staged_within_bounds(targets) as log:
         try:
-            try:
-                archive = zipfile.ZipFile(io.BytesIO(data))
-            except Exception:  # noqa: BLE001 - an archive that cannot be opened fails all its rows (the fetchers' rule)
-                return
-            with archive:
-                members = index_members(archive, len(data), log, LIMIT)
-                copy_members(archive, members, wanted, log, RetryPolicy(attempts=1), "fuzz.zip")
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert peak < MEMORY_BOUND
-        targets = {t for ts in wanted.values() for t in ts}
-        assert set(log.results()["target"]) == targets, "every wanted target gets one outcome"
-        check_staging(Path(folder), staging, log, targets, LIMIT)
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except Exception:  # noqa: BLE001 - an archive that cannot be opened fails all its rows (the fetchers' rule)
+            return
+        with archive:
+            members = index_members(archive, len(data), log, LIMIT)
+            copy_members(archive, members, wanted, log, RetryPolicy(attempts=1), "fuzz.zip")
+    assert set(log.results()["target"]) == targets, "every wanted target gets one outcome"
 
 
 # ---- tar headers ----
@@ -217,21 +217,11 @@ def test_hostile_tars_are_refused_or_bounded(generated):
 def check_tar(data: bytes, names: list[str]) -> None:
     keys = {npy_key(name) for name in names} - {None}
     wanted = {key: [f"shared/points/{i}.npy"] for i, key in enumerate(sorted(keys))}
-    targets = {t for ts in wanted.values() for t in ts}
-    with tempfile.TemporaryDirectory() as folder:
-        staging = Path(folder) / "staging"
-        log = FetchLog(staging)
-        tracemalloc.start()
+    with staged_within_bounds({t for ts in wanted.values() for t in ts}) as log:
         try:
-            try:
-                stage_members(io.BytesIO(data), dict(wanted), log, npy_key, LIMIT)
-            except (tarfile.TarError, EOFError, OSError, ValueError):
-                pass  # a broken stream fails the rows not yet found (the fetcher's rule)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert peak < MEMORY_BOUND
-        check_staging(Path(folder), staging, log, targets, LIMIT)
+            stage_members(io.BytesIO(data), dict(wanted), log, npy_key, LIMIT)
+        except (tarfile.TarError, EOFError, OSError, ValueError):
+            pass  # a broken stream fails the rows not yet found (the fetcher's rule)
 
 
 # ---- HTTP bodies: lying Content-Length, lying chunks, truncated and oversized bodies ----
