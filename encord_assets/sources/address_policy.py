@@ -130,10 +130,15 @@ class _Handler(socketserver.StreamRequestHandler):
         if url.scheme != "http" or not url.hostname:
             self._refuse(403, f"blocked_scheme: only http and https URLs are fetched, not {target[:200]!r}")
             return
+        try:
+            port = url.port or 80
+        except ValueError:
+            self._refuse(400, f"bad_url: {target[:200]!r} has no valid port")
+            return
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         kept = [h for h in headers if not h.lower().startswith(("proxy-", "connection:", "keep-alive:"))]
         head = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""]).encode("latin-1")
-        self._relay(url.hostname, url.port or 80, head, to_upstream=True)
+        self._relay(url.hostname, port, head, to_upstream=True)
 
     def _refuse(self, status: int, reason: str) -> None:
         reason = reason.replace("\r", " ").replace("\n", " ")
@@ -149,6 +154,9 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         except socket.gaierror as error:
             self._refuse(502, f"host_not_found: {host}: {error.strerror}")
+            return
+        except (UnicodeError, ValueError) as error:  # a host name that cannot be encoded or parsed
+            self._refuse(400, f"bad_url: {host[:200]!r}: {error}")
             return
         except OSError as error:
             self._refuse(504 if isinstance(error, TimeoutError) else 502, f"cannot connect to {host}:{port}: {error}")

@@ -37,7 +37,7 @@ QUIET_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "WANDB_S
 
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 # the proxy's own verdicts, which arrive as HTTP errors or failed tunnels: never worth a retry
-_PROXY_VERDICT = re.compile(r"\b(blocked_address|blocked_scheme|host_not_found)\b")
+_PROXY_VERDICT = re.compile(r"\b(blocked_address|blocked_scheme|host_not_found|bad_url)\b")
 _WEB_URL = r"(?i)^https?://"
 # (pattern in img2dataset's error_message, error_class, permanent?) - the first match wins.
 # urllib's messages: "HTTP Error 404: Not Found", "<urlopen error [Errno -2] Name or service

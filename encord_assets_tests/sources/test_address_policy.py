@@ -181,6 +181,21 @@ def test_tunnels_open_only_to_allowed_addresses():
     assert answers[1].startswith(b"HTTP/1.1 403 blocked_address: 127.0.0.2 resolves to 127.0.0.2 is a loopback address")
 
 
+@pytest.mark.parametrize(
+    ("request_line", "answer"),
+    [
+        ("GET http://127.0.0.1:port/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
+        ("GET ftp://127.0.0.1/x.jpg HTTP/1.1", b"HTTP/1.1 403 blocked_scheme: "),
+        ("GET http://host\u00e9..invalid/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
+    ],
+)
+def test_the_proxy_refuses_malformed_requests(request_line, answer):
+    with VettingProxy(AddressPolicy(), 5) as proxy:
+        with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])), 5) as client:
+            client.sendall(f"{request_line}\r\nHost: x\r\n\r\n".encode())
+            assert client.recv(200).startswith(answer)
+
+
 def test_only_http_urls_reach_img2dataset(tmp_path):
     rows = pl.DataFrame({"file_id": ["http://a.example/x.jpg"], "target": ["shared/image/x.jpg"]})
     log = FetchLog(tmp_path / "staging")
