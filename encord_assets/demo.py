@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from encord_assets.infos.assets import describe_reject
 from encord_assets.infos.files import MODALITIES, SAMPLE_INFOS_DIR, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
 from encord_assets.materialize import Materializer
@@ -46,7 +47,7 @@ def print_report(store: DatasetStore, fetched_bytes: int, failures: list[str], s
     if rejects.height:
         print(f"\n{rejects.height} infos row(s) rejected or routed to no source:")
         for row in rejects.iter_rows(named=True):
-            print(f"  {row['infos_file']} row {row['infos_row']}: {row['column']}={row['value']!r}: {row['reason']}")
+            print(f"  {describe_reject(row)}")
     problems = problem_rows(store)
     if problems.height:
         print(f"\n{problems.height} row(s) not placed:")

@@ -19,6 +19,8 @@ DEFAULT_YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
 # mp4 video + m4a audio merge into an mp4 without re-muxing surprises; anything else as a fallback
 DEFAULT_YOUTUBE_FORMAT = "bv*[ext=mp4]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b"
 OPENSHAPE_REPO_ID = "OpenShape/openshape-training-data"
+# E-MM1 clips last seconds; a range of more than an hour is a broken row, not a clip to cut.
+DEFAULT_MAX_CLIP_SECONDS = 3600.0
 HF_REVISIONED = ("imagenet", "flickr30k", "vidgen")
 REQUIRED = object()
 
@@ -96,6 +98,10 @@ SETTINGS: tuple[Setting, ...] = (
         (("store", "retry_unavailable"),),
     ),
     Setting(
+        "ENCORD_MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS,
+        "longest accepted clip (`end_time - start_time`); longer rows are rejected", "core", (("store", "max_clip_seconds"),),
+    ),
+    Setting(
         "ENCORD_SCRATCH_DIR", "", "object-storage ROOT: local folder for staging and cached tables", "store",
         (("store", "scratch_dir"),), shown_default="`<temp dir>/encord_assets_scratch`",
     ),
@@ -158,6 +164,11 @@ SETTINGS: tuple[Setting, ...] = (
         "URL_IMAGES_REWRITE", "",
         "URL prefix rewrites `FROM=>TO`, separated by spaces, first match wins (route URLs through your cache)",
         "url_images", (("url_images", "url_rewrite"),),
+    ),
+    Setting(
+        "URL_IMAGES_ALLOWED_NETWORKS", "",
+        "networks (CIDR, comma-separated) URL images may reach besides public addresses, e.g. `127.0.0.1/32` for a "
+        "local mirror or `10.0.0.0/8` for a cache", "url_images", (("url_images", "allowed_networks"),),
     ),
     Setting(
         "OPENSHAPE_REPO", OPENSHAPE_REPO_ID, "Hugging Face dataset holding OpenShape's point clouds", "openshape",

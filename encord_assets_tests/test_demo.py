@@ -9,9 +9,9 @@ import sys
 import pytest
 
 
-def run_demo(cwd):
+def run_demo(cwd, *options):
     return subprocess.run(
-        [sys.executable, "-m", "encord_assets.cli", "demo"], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "encord_assets.cli", "demo", *options], cwd=cwd, capture_output=True, text=True, timeout=600
     )
 
 
@@ -83,3 +83,18 @@ def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+def test_demo_completes_when_times_are_infinite_or_nan(tmp_path):
+    """Such rows once passed validation and crashed the mirror builder (OverflowError)."""
+    infos = tmp_path / "infos" / "e-mm1_1m" / "infos" / "video.csv"
+    infos.parent.mkdir(parents=True)
+    infos.write_text(
+        "encord_video_id,source_dataset,dataset_license,youtube_id,start_time,end_time,file_id,file_name,save_folder\n"
+        "1,Valor,MIT,abcdefghijk,1.0,3.0,,good.mp4,e-mm1_1m_only\n"
+        "2,Valor,MIT,abcdefghijl,1.0,inf,,inf.mp4,e-mm1_1m_only\n"
+        "3,Valor,MIT,abcdefghijm,nan,3,,nan.mp4,e-mm1_1m_only\n"
+    )
+    done = run_demo(tmp_path, "--infos", str(tmp_path / "infos"))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "e-mm1_1m/infos/video.csv row 2: end_time='inf': not a finite number" in done.stdout
+    assert "e-mm1_1m/infos/video.csv row 3: start_time='nan': not a finite number" in done.stdout
+    assert (tmp_path / "data" / "e-mm1_1m_only" / "video" / "good.mp4").is_file()

@@ -19,7 +19,15 @@ def read_split(infos_dir: InfosDir, store: DatasetStore, split: str, modality: s
     if path is None:
         return None
     name = str(path.relative_to(infos_dir.path)) if path.is_relative_to(infos_dir.path) else str(path)
-    return normalize(path, name, split, modality, store.save_folders, store.audio_dir)
+    return normalize(path, name, split, modality, store.save_folders, store.audio_dir, store.max_clip_seconds)
+
+
+def describe_reject(row: dict) -> str:
+    """One line for a rejects-table row; a file-level reject has no row, column or value."""
+    if row["infos_row"] is None:
+        return f"{row['infos_file']}: {row['reason']}"
+    value = "" if row["value"] is None else f"={row['value']!r}"
+    return f"{row['infos_file']} row {row['infos_row']}: {row['column']}{value}: {row['reason']}"
 
 
 def rejects_key(modality: str, split: str) -> str:
@@ -46,9 +54,7 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
         store.write(rejects_key(modality, split), rejects.write_csv)
         kinds = dict(rejects.group_by("kind").len().iter_rows())
         for row in rejects.filter(pl.col("kind") == "rejected").head(20).iter_rows(named=True):
-            context.log.warning(
-                f"rejected {row['infos_file']} row {row['infos_row']}: {row['column']}={row['value']!r}: {row['reason']}"
-            )
+            context.log.warning(f"rejected {describe_reject(row)}")
         by_source = infos.rows.group_by("source").len().collect() if modality != "text" else None
         context.add_output_metadata(
             {

@@ -18,6 +18,7 @@ from encord_assets.infos.datasets import (
     lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
+from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.sources.partitions import source_partition_key_expr
 from encord_assets.sources.registry import sources_for
 
@@ -127,7 +128,11 @@ def _header_problem(header: list[str], required: list[str]) -> str | None:
 
 
 def _rules(
-    modality: str, id_column: str, known_save_folders: tuple[str, ...], duplicate_rows: pl.Series
+    modality: str,
+    id_column: str,
+    known_save_folders: tuple[str, ...],
+    duplicate_rows: pl.Series,
+    max_clip_seconds: float,
 ) -> list[tuple[str, pl.Expr]]:
     """(column, reason-or-null expression) in the order a row is judged; the first reason wins."""
     ident = pl.col("row_id_raw")
@@ -182,8 +187,17 @@ def _rules(
             ),
             ("start_time", pl.when(youtube & start.is_null()).then(pl.lit("not a number"))),
             ("end_time", pl.when(youtube & end.is_null()).then(pl.lit("not a number"))),
+            # nan compares false and inf passes every comparison: refuse both before comparing
+            ("start_time", pl.when(youtube & ~start.is_finite()).then(pl.lit("not a finite number"))),
+            ("end_time", pl.when(youtube & ~end.is_finite()).then(pl.lit("not a finite number"))),
             ("start_time", pl.when(youtube & (start < 0)).then(pl.lit("negative"))),
             ("end_time", pl.when(youtube & (end <= start)).then(pl.lit("not greater than start_time"))),
+            (
+                "end_time",
+                pl.when(youtube & (end - start > max_clip_seconds)).then(
+                    pl.lit(f"clip longer than {max_clip_seconds:g} s (ENCORD_MAX_CLIP_SECONDS)")
+                ),
+            ),
             ("file_id", pl.when(~youtube).then(unsafe_component_reason(pl.col("file_id")))),
         ]
     else:
@@ -214,6 +228,7 @@ def normalize(
     modality: str,
     known_save_folders: tuple[str, ...] = KNOWN_SAVE_FOLDERS,
     audio_dir: str = "video",
+    max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS,
 ) -> NormalizedInfos:
     """Validate the CSV at `path` (named `infos_file` in reports) and normalize it lazily."""
     if path.stat().st_size == 0:
@@ -257,7 +272,7 @@ def normalize(
         .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
         .collect(engine="streaming")["infos_row"]
     )
-    rules = _rules(modality, id_column, known_save_folders, duplicate_rows)
+    rules = _rules(modality, id_column, known_save_folders, duplicate_rows, max_clip_seconds)
     reason = pl.coalesce([expr for _, expr in rules])
     column = pl.coalesce([pl.when(expr.is_not_null()).then(pl.lit(name)) for name, expr in rules])
     value = pl.coalesce([pl.when(expr.is_not_null()).then(_raw_value(name, id_column)) for name, expr in rules])

@@ -7,6 +7,7 @@ stalls with fault injection on a path prefix.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -48,5 +49,9 @@ def routes(mirror: Mirror) -> None:
 
 def env(mirror: Mirror) -> dict[str, str]:
     # a mirror's partitions hold a handful of URLs: one img2dataset worker process (each one
-    # imports img2dataset, seconds of CPU) is plenty
-    return {"URL_IMAGES_REWRITE": rewrite_setting(mirror), "URL_IMAGES_PROCESSES": "1"}
+    # imports img2dataset, seconds of CPU) is plenty; the mirror is the one loopback address allowed
+    return {
+        "URL_IMAGES_REWRITE": rewrite_setting(mirror),
+        "URL_IMAGES_PROCESSES": "1",
+        "URL_IMAGES_ALLOWED_NETWORKS": f"{urlsplit(mirror.url).hostname}/32",
+    }

@@ -15,13 +15,19 @@ def new_session(user_agent: str) -> requests.Session:
     return session
 
 
+def announced_length(value: str | None) -> int | None:
+    """The Content-Length as a size; None when absent or not a plain non-negative integer
+    (`-1`, `1e3`, `10, 20`): the body is then bounded by the size limit alone."""
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def download(session: requests.Session, url: str, path, log: FetchLedger, timeout: float, max_bytes: int) -> int:
     """GET `url` into `path`; returns the announced size (or the size read when none was announced)."""
     with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
         log.fetched(0)
         response.raise_for_status()
-        announced = response.headers.get("Content-Length")
-        announced = int(announced) if announced is not None else None
+        announced = announced_length(response.headers.get("Content-Length"))
         if announced is not None and announced > max_bytes:
             raise Unavailable("too_large", f"{url} announces {announced} bytes, over the {max_bytes}-byte limit")
         size = 0

@@ -56,7 +56,11 @@ def stage_members(
                     log.unavailable(target, "too_large", f"{member.name} is {member.size} bytes, over the {max_member_bytes}-byte limit")
                 continue
             path = log.staging_path()
-            with archive.extractfile(member) as source, open(path, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
+            try:
+                with archive.extractfile(member) as source, open(path, "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+            except BaseException:
+                path.unlink(missing_ok=True)  # a stream cut mid-member leaves no partial file behind
+                raise
             log.staged_all(targets, path, member.size)
     return TarPass(seen, False)

@@ -11,6 +11,9 @@ img2dataset installs a SIGINT handler, which Python allows only in the main thre
 step runs it there when it can (Dagster's in-process executor and the step processes of
 the multiprocess executor both run steps in their main thread), and otherwise in a child
 process. The previous handler is restored afterwards so Ctrl-C keeps reaching Dagster.
+
+Only http(s) URLs are handed over, and img2dataset reaches them through a proxy that refuses
+loopback, link-local, private and multicast addresses unless allowed (`address_policy.py`).
 """
 
 import math
@@ -26,6 +29,7 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.ledger import FetchLedger
+from encord_assets.sources.address_policy import AddressPolicy, VettingProxy
 from encord_assets.sources.retry import PERMANENT_STATUS
 from encord_assets.sources.work import PartitionWork
 
@@ -33,6 +37,9 @@ from encord_assets.sources.work import PartitionWork
 QUIET_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
 
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+# the proxy's own verdicts, which arrive as HTTP errors or failed tunnels: never worth a retry
+_PROXY_VERDICT = re.compile(r"\b(blocked_address|blocked_scheme|host_not_found|bad_url)\b")
+_WEB_URL = r"(?i)^https?://"
 # (pattern in img2dataset's error_message, error_class, permanent?) - the first match wins.
 # urllib's messages: "HTTP Error 404: Not Found", "<urlopen error [Errno -2] Name or service
 # not known>", "timed out", "Remote end closed connection without response", ...
@@ -72,6 +79,8 @@ def outcome_of(status: str | None, error_message: str | None) -> tuple[bool, str
     if status == "success":
         return None
     message = error_message or status or "img2dataset recorded no result"
+    if match := _PROXY_VERDICT.search(message):
+        return True, match.group(1), message
     if match := _HTTP_STATUS.search(message):
         code = int(match.group(1))
         return code in PERMANENT_STATUS, f"http_{code}", message
@@ -121,10 +130,21 @@ class UrlImages(dg.ConfigurableResource):
     user_agent: str = "encord-assets"
     # FROM=>TO URL prefix rewrites, separated by spaces, first match wins: route URLs through a cache
     url_rewrite: str = ""
+    # networks (CIDR, separated by commas) reachable beyond public addresses, e.g. 127.0.0.1/32 for a local mirror
+    allowed_networks: str = ""
+    # longest answer read for one URL (img2dataset holds each body in memory): cut beyond it
+    max_image_bytes: int = 64 << 20
 
     def fetch(self, work: PartitionWork) -> None:
         rows, log = work.rows, work.ledger
         urls = rows.select("target", rewrite_url_expr(pl.col("file_id"), rewrite_rules(self.url_rewrite)).alias("url"))
+        # urllib would open file:// and ftp:// URLs too
+        web = pl.col("url").str.contains(_WEB_URL).fill_null(False)
+        for target, url in urls.filter(~web).iter_rows():
+            log.unavailable(target, "unsupported_scheme", f"{url!r}: only http and https URLs are fetched")
+        urls = urls.filter(web)
+        if urls.is_empty():
+            return
         # one download per distinct URL; other rows with the same URL get a local copy
         unique = urls.unique("url", keep="first", maintain_order=True)
         log.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -135,28 +155,30 @@ class UrlImages(dg.ConfigurableResource):
         per_shard = max(1, math.ceil(unique.height / max(1, self.processes)))
         where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
         work.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
-        run_img2dataset(
-            url_list=str(url_list),
-            input_format="parquet",
-            url_col="url",
-            save_additional_columns=["target"],
-            output_folder=str(output),
-            output_format="files",
-            processes_count=self.processes,
-            thread_count=self.threads,
-            number_sample_per_shard=per_shard,
-            oom_shard_count=max(5, len(str(unique.height))),
-            resize_mode="no",
-            skip_reencode=True,
-            encode_format="jpg",
-            timeout=self.timeout_seconds,
-            retries=self.retries,
-            user_agent_token=self.user_agent,
-            enable_wandb=False,
-            extract_exif=False,
-            compute_hash="sha256",
-            incremental_mode="incremental",
-        )
+        proxy = VettingProxy(AddressPolicy.from_setting(self.allowed_networks), self.timeout_seconds, self.max_image_bytes)
+        with proxy, proxy.as_environment():
+            run_img2dataset(
+                url_list=str(url_list),
+                input_format="parquet",
+                url_col="url",
+                save_additional_columns=["target"],
+                output_folder=str(output),
+                output_format="files",
+                processes_count=self.processes,
+                thread_count=self.threads,
+                number_sample_per_shard=per_shard,
+                oom_shard_count=max(5, len(str(unique.height))),
+                resize_mode="no",
+                skip_reencode=True,
+                encode_format="jpg",
+                timeout=self.timeout_seconds,
+                retries=self.retries,
+                user_agent_token=self.user_agent,
+                enable_wandb=False,
+                extract_exif=False,
+                compute_hash="sha256",
+                incremental_mode="incremental",
+            )
         self._record(output, log)
         for target in unique["target"]:
             if not log.has_result(target):

@@ -42,13 +42,12 @@ def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_
     """The members that are safe to read; refused ones are counted in the log."""
     members = Members()
     for info in zf.infolist():
-        if info.is_dir():
-            continue
+        # judged before is_dir(), which fails on the empty name a NUL-led name becomes
         problem = member_problem(info, archive_size, max_member_bytes)
         if problem:
             log.note(problem[0])
             members.refused[info.filename] = problem[1]
-        else:
+        elif not info.is_dir():
             members[info.filename] = info
     return members
 

@@ -27,7 +27,7 @@ from encord_assets.layout.paths import (
     staging_key,
     table_key,
 )
-from encord_assets.settings import resource_config
+from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS, resource_config
 from encord_assets.store.backends import LocalBackend, ObjectBackend
 from encord_assets.store.staging import fresh_staging_dir
 
@@ -54,6 +54,8 @@ class DatasetStore(dg.ConfigurableResource):
     extra_save_folders: str = ""
     # re-try rows an earlier run found permanently unavailable (404, removed video, ...)
     retry_unavailable: bool = False
+    # clip ranges (end_time - start_time) longer than this are rejected as broken rows
+    max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS
     # object-storage ROOT only: local folder for staging and cached tables (default: in the system temp folder)
     scratch_dir: str = ""
     # object-storage ROOT only: files of two parts or more go in a multipart upload of parts this size

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 import xxhash
 
+from encord_assets.infos.assets import describe_reject
 from encord_assets.infos.normalize import normalize
 
 HEADER = "encord_video_id,source_dataset,dataset_license,youtube_id,start_time,end_time,file_id,file_name,save_folder"
@@ -29,6 +30,12 @@ BAD_VIDEO_ROWS = {
     "17,VidGen-1M,MIT,,,,,ok17.mp4,shared": ("file_id", "empty"),
     "18,Valor,MIT,abcdefghijk,1,2,,ok\x0118.mp4,shared": ("file_name", "control character"),
     "19,Valor,MIT,abcdefghijk,1,2,,ok19.mp4,sha/red": ("save_folder", "contains '/'"),
+    "21,Valor,MIT,abcdefghijk,1,inf,,ok21.mp4,shared": ("end_time", "not a finite number"),
+    "22,Valor,MIT,abcdefghijk,nan,2,,ok22.mp4,shared": ("start_time", "not a finite number"),
+    "23,Valor,MIT,abcdefghijk,1,NaN,,ok23.mp4,shared": ("end_time", "not a finite number"),
+    "24,Valor,MIT,abcdefghijk,-inf,2,,ok24.mp4,shared": ("start_time", "not a finite number"),
+    "25,Valor,MIT,abcdefghijk,0,1e400,,ok25.mp4,shared": ("end_time", "not a finite number"),
+    "26,Valor,MIT,abcdefghijk,0,86400,,ok26.mp4,shared": ("end_time", "clip longer than 3600 s"),
 }
 
 
@@ -57,6 +64,15 @@ def test_every_bad_row_is_rejected_with_its_column_and_reason_and_good_rows_surv
     assert len(rejects) == len(BAD_VIDEO_ROWS)
 
 
+def test_the_longest_clip_is_a_setting_and_negative_zero_is_a_start(tmp_path):
+    lines = [HEADER, "1,Valor,MIT,abcdefghijk,-0,20,,a.mp4,shared", "2,Valor,MIT,abcdefghijk,0,20.5,,b.mp4,shared"]
+    result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video", max_clip_seconds=20)
+    assert result.rows.collect()["infos_row"].to_list() == [1]
+    (reject,) = result.rejects.iter_rows(named=True)
+    assert (reject["infos_row"], reject["column"], reject["value"]) == (2, "end_time", "20.5")
+    assert reject["reason"] == "clip longer than 20 s (ENCORD_MAX_CLIP_SECONDS)"
+
+
 def test_nul_and_invalid_utf8_are_rejected_per_row(tmp_path):
     raw = (HEADER + "\n" + GOOD + "\n").encode() + b"2,Valor,MIT,abcdefghijk,1,2,,bad\xff\xfe.mp4,shared\n3,Valor,MIT,abcdefghijk,1,2,,nul\x00.mp4,shared\n"
     result = normalize(write(tmp_path, [], raw=raw), "video.csv", "e-mm1_1m", "video")
@@ -78,6 +94,8 @@ def test_file_level_problems_are_one_clear_reject(tmp_path, content, reason):
     result = normalize(write(tmp_path, [], raw=content), "video.csv", "e-mm1_1m", "video")
     assert result.rows.collect().height == 0
     assert result.rejects.height == 1
+    line = describe_reject(result.rejects.row(0, named=True))
+    assert line.startswith("video.csv: ") and reason in line and "None" not in line
     assert reason in result.rejects["reason"][0]
 
 

@@ -34,7 +34,14 @@ def test_img2dataset_outcomes_for_each_error_kind(sample_mirror, tmp_path):
     sample_mirror.set_faults(1.0, kinds=("stall",), path_prefix=mirror_path(urls["stall"]).split("?")[0], stall_seconds=10)
     rows = pl.DataFrame({"file_id": list(urls.values()), "target": [f"shared/image/{k}.jpg" for k in kinds]})
     log = FetchLedger(tmp_path / "staging")
-    fetcher = UrlImages(processes=1, threads=8, timeout_seconds=4, retries=0, url_rewrite=os.environ["URL_IMAGES_REWRITE"])
+    fetcher = UrlImages(
+        processes=1,
+        threads=8,
+        timeout_seconds=4,
+        retries=0,
+        url_rewrite=os.environ["URL_IMAGES_REWRITE"],
+        allowed_networks=os.environ["URL_IMAGES_ALLOWED_NETWORKS"],
+    )
     worker = threading.Thread(target=fetcher.fetch, args=(partition_work("image_googleconceptualcaptions", rows, log, tmp_path / "root"),))
     worker.start()
     worker.join()
