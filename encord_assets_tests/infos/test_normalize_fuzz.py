@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from encord_assets.infos.assets import INFOS_ASSETS, describe_reject, rejects_key
 from encord_assets.infos.files import InfosDir
 from encord_assets.infos.normalize import REQUIRED_COLUMNS, normalize
-from encord_assets.layout.paths import inside_root
+from encord_assets.layout.paths import layout_key
 from encord_assets.layout.tables import TableIOManager
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.store import DatasetStore
@@ -139,7 +139,7 @@ def check_result(result, modality: str, row_count: int, root: Path) -> None:
     if modality == "text":
         return
     for target in rows["target"]:
-        assert inside_root(root, target).is_relative_to(root)
+        assert (root / layout_key(target)).resolve().is_relative_to(root.resolve())
     if modality in ("video", "audio"):
         timed = rows.filter(pl.col("source") != "video_vidgen1m")
         for start, end in timed.select("start_time", "end_time").iter_rows():
