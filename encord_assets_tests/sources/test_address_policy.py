@@ -232,7 +232,7 @@ def test_a_gcc_row_pointing_at_loopback_is_blocked_and_the_listener_hears_nothin
     write_infos(custom_infos, "e-mm1_1m", "image", [IMAGE_HEADER, f"1,Google Conceptual Captions,x,{url},a.jpg,shared"])
     assert "URL_IMAGES_ALLOWED_NETWORKS" not in os.environ
     materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
-    (partition,) = materializer.source_partitions(root, GCC, "image")
+    (partition,) = materializer.source_partitions(GCC, "image")
     assert materializer.run(GCC, partition).success
     stop.set()
     thread.join()
