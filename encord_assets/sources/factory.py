@@ -10,7 +10,8 @@ from encord_assets.layout.outcomes import FetchLog, PartitionFetch
 from encord_assets.layout.plan import plan_partition
 from encord_assets.layout.progress import Progress
 from encord_assets.layout.staging import fresh_staging_dir
-from encord_assets.sources.partitions import source_partitions, split_mapping
+from encord_assets.infos.assets import split_partitions
+from encord_assets.sources.partitions import infos_mapping, source_partitions
 from encord_assets.sources.registry import SOURCES, SourceSpec
 
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -22,8 +23,7 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     partitions = source_partitions(spec)
-    # a source with its own partitions (archives) reads the rows of every split
-    mapping = dg.AllPartitionMapping() if spec.partitions is not None else split_mapping(partitions)
+    mapping = infos_mapping(partitions, split_partitions(spec.modality))
     ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=mapping)}
     if spec.index:
         ins["index"] = dg.AssetIn(spec.index)

@@ -6,6 +6,8 @@ keys never move when infos grow; a target shared by two splits or by an audio an
 row has the same shard everywhere.
 """
 
+import warnings
+
 import dagster as dg
 import polars as pl
 import polars_hash as plh
@@ -31,16 +33,23 @@ def hashed_partitions(shards: int, splits: tuple[str, ...]) -> dg.MultiPartition
     )
 
 
-def split_mapping(partitions: dg.MultiPartitionsDefinition) -> dg.StaticPartitionMapping:
-    """Each `<shard>|<split>` partition reads its split's infos partition.
+def infos_mapping(partitions: dg.PartitionsDefinition, infos_partitions: dg.PartitionsDefinition) -> dg.PartitionMapping:
+    """How a source partition depends on its modality's split-partitioned infos asset.
 
-    Dagster infers this only when the split dimension equals the infos asset's partitions, and a
-    source without EShot rows has fewer splits than its modality's infos asset.
+    `<shard>|<split>` reads its split's partition when the split dimension is the infos asset's
+    partitions definition (the one shape the backfill daemon accepts beside all-to-all: it
+    refuses a StaticPartitionMapping into a multi-partitioned asset). A source whose splits are a
+    subset of the infos asset's (no EShot rows, or only EShot rows), and a source with its own
+    partitions (archives holding rows of every split), depend on every infos partition; their
+    rows are picked by partition key either way.
     """
-    by_split: dict[str, list[str]] = {}
-    for key in partitions.get_partition_keys():
-        by_split.setdefault(key.keys_by_dimension["split"], []).append(str(key))
-    return dg.StaticPartitionMapping(by_split)
+    if isinstance(partitions, dg.MultiPartitionsDefinition):
+        split = next(dim for dim in partitions.partitions_defs if dim.name == "split")
+        if split.partitions_def == infos_partitions:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="split")
+    return dg.AllPartitionMapping()
 
 
 def partition_key_expr(shards: pl.Expr) -> pl.Expr:

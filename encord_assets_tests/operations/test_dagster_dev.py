@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 import pytest
 import requests
-from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from dagster_graphql import DagsterGraphQLClient
 
 from encord_assets.layout.paths import bookkeeping_dir
 from encord_assets.layout.plan import read_manifest
@@ -101,30 +101,102 @@ def placed_files(root: Path, key: str) -> list[Path]:
     return [root / target for target in rows["target"]]
 
 
-def launch_through_graphql(port: int, key: str, server: subprocess.Popen, log: Path) -> str:
-    """Wait for the webserver and its code location, submit the partition's run, wait for it to end."""
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not responds(f"http://127.0.0.1:{port}/server_info"):
-        assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.5)
-    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-    run_id = None
-    while run_id is None:
-        try:
-            run_id = client.submit_job_execution("fill_image_coco", tags={"dagster/partition": key})
-        except DagsterGraphQLClientError:  # the code location is still loading
-            assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-3000:]
+class Webserver:
+    """GraphQL of a running `dagster dev` on 127.0.0.1."""
+
+    def __init__(self, port: int, server: subprocess.Popen, log: Path):
+        self.url, self.server, self.log = f"http://127.0.0.1:{port}", server, log
+        self.client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+
+    def alive(self, since: float) -> None:
+        """Fails when the server died, or when one wait has lasted PATIENCE_SECONDS."""
+        assert time.monotonic() < since + PATIENCE_SECONDS and self.server.poll() is None, self.log.read_text()[-3000:]
+
+    def query(self, text: str, **variables) -> dict:
+        reply = requests.post(f"{self.url}/graphql", json={"query": text, "variables": variables}, timeout=60)
+        assert reply.ok, reply.text[-3000:]
+        body = reply.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    def wait_for_code_location(self) -> None:
+        since = time.monotonic()
+        while not responds(f"{self.url}/server_info"):
+            self.alive(since)
+            time.sleep(0.5)
+        while True:
+            entries = self.query(WORKSPACE)["workspaceOrError"]["locationEntries"]
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+            self.alive(since)
             time.sleep(1)
-    status = client.get_run_status(run_id)
-    while status.value not in ("SUCCESS", "FAILURE", "CANCELED"):
-        assert time.monotonic() < deadline, f"run {run_id} still {status.value}"
-        time.sleep(1)
-        status = client.get_run_status(run_id)
-    return status.value
+
+    def submit_job(self, job: str, key: str) -> str:
+        return self.client.submit_job_execution(job, tags={"dagster/partition": key})
+
+    def wait_for_run(self, run_id: str) -> str:
+        since = time.monotonic()
+        status = self.client.get_run_status(run_id)
+        while status.value not in ("SUCCESS", "FAILURE", "CANCELED"):
+            self.alive(since)
+            time.sleep(1)
+            status = self.client.get_run_status(run_id)
+        return status.value
+
+    def launch_backfill(self, assets: list[str], partitions: list[str] | None = None) -> str:
+        """What the UI sends for an asset's *Materialize...* (partitions chosen) or *Materialize all* (every partition)."""
+        params = {"assetSelection": [{"path": [name]} for name in assets]}
+        params.update({"partitionNames": partitions} if partitions else {"allPartitions": True})
+        result = self.query(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
+    def wait_for_backfill(self, backfill_id: str) -> tuple[str, list[dict]]:
+        """The backfill's final status and its runs (with the partition and assets of each)."""
+        since = time.monotonic()
+        while True:
+            backfill = self.query(BACKFILL, id=backfill_id)["partitionBackfillOrError"]
+            if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
+                return backfill["status"], self.query(RUNS, tag=backfill_id)["runsOrError"]["results"]
+            self.alive(since)
+            time.sleep(1)
 
 
-def test_partition_runs_through_graphql_on_dagster_dev_and_through_the_cli_place_their_files(prepared, root, tmp_path):
-    web_key, cli_key = prepared[:2]
+WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+  }
+}"""
+BACKFILL = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status error { message } } ... on PythonError { message } }
+}"""
+RUNS = """
+query($tag: String!) {
+  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $tag}]}) {
+    ... on Runs { results { runId status tags { key value } assetSelection { path } } }
+  }
+}"""
+
+
+def partition_of(run: dict) -> str:
+    return next(tag["value"] for tag in run["tags"] if tag["key"] == "dagster/partition")
+
+
+def assert_all_succeeded(webserver: Webserver, backfill_id: str, expected: set[tuple[str, str]]) -> None:
+    """Every (asset, partition) of `expected` had a run of the backfill, and every run succeeded."""
+    status, runs = webserver.wait_for_backfill(backfill_id)
+    done = {(asset["path"][-1], partition_of(run)) for run in runs for asset in run["assetSelection"]}
+    assert status == "COMPLETED_SUCCESS" and {run["status"] for run in runs} == {"SUCCESS"}, (status, runs)
+    assert done == expected
+
+
+def test_dagster_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_run(prepared, root, tmp_path, sample_mirror):
+    web_key, cli_key, backfill_keys = prepared[0], prepared[1], prepared[2:4]
     port, log, cli_log = free_port(), tmp_path / "dev.log", tmp_path / "cli.log"
     # Both at once (one SQLite instance serves both): the CLI run overlaps the servers' start-up.
     cli = start(
@@ -135,12 +207,25 @@ def test_partition_runs_through_graphql_on_dagster_dev_and_through_the_cli_place
     server = None
     try:
         server = start([DAGSTER, "dev", "-m", "encord_assets.definitions", "-h", "127.0.0.1", "-p", str(port)], tmp_path, log)
-        assert launch_through_graphql(port, web_key, server, log) == "SUCCESS", log.read_text()[-3000:]
+        web = Webserver(port, server, log)
+        web.wait_for_code_location()
+        job_run = web.submit_job("fill_image_coco", web_key)
+        # an infos asset, and "Materialize all" over an infos asset and a source with its own partitions
+        infos = web.launch_backfill(["infos_image"], ["e-mm1_100m", "e-mm1_1m"])
+        everything = web.launch_backfill(["infos_points", "points_abo"])
+        assert web.wait_for_run(job_run) == "SUCCESS", log.read_text()[-3000:]
+        assert_all_succeeded(web, infos, {("infos_image", "e-mm1_100m"), ("infos_image", "e-mm1_1m")})
+        assert_all_succeeded(
+            web, everything, {("infos_points", split) for split in ("e-mm1_100m", "e-mm1_1m", "eshot")} | {("points_abo", "ABO")}
+        )
+        # a hashed `<shard>|<split>` source: partitions chosen as in the asset's *Materialize...* dialog
+        hashed = web.launch_backfill(["image_coco"], backfill_keys)
+        assert_all_succeeded(web, hashed, {("image_coco", key) for key in backfill_keys})
         returncode = cli.wait(timeout=PATIENCE_SECONDS)
     finally:
         for process in (cli, server):
             if process is not None:
                 stop_group(process)
     assert returncode == 0, cli_log.read_text()[-3000:]
-    for key in (web_key, cli_key):
+    for key in (web_key, cli_key, *backfill_keys):
         assert all(path.is_file() for path in placed_files(root, key))
