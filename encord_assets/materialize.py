@@ -29,7 +29,8 @@ class Materializer:
 
         self.defs = build_defs()
         self.instance = instance
-        self.assets = list(self.defs.assets)
+        # with their checks: a partition with failed rows fails its run through `no_failed_rows`
+        self.assets = [*self.defs.assets, *self.defs.asset_checks]
         self.failures: list[str] = []
 
     def run(self, asset_name: str, partition_key: str | None = None, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:

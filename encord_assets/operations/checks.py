@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.infos.assets import rejects_path
+from encord_assets.layout.io_manager import failure_summary
 from encord_assets.layout.outcomes import Outcome
 from encord_assets.layout.paths import bookkeeping_dir
 from encord_assets.layout.plan import read_manifest, sha256_of
@@ -19,6 +20,7 @@ from encord_assets.settings import DataRoot
 from encord_assets.sources.registry import SourceSpec
 
 ON_DISK = [Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value]
+NO_FAILED_ROWS = "no_failed_rows"
 THREADS = 4
 
 
@@ -131,7 +133,31 @@ def build_source_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg
         tolerance = operations.duration_tolerance_ms / 1000
         return check_result(each_file(rows, lambda row: decode_problem(root, row, tolerance)), rows.height, "decode")
 
-    return [files_match_manifest, files_decode]
+    @partitioned_check(
+        asset=asset,
+        name=NO_FAILED_ROWS,
+        partitions_def=asset.partitions_def,
+        blocking=True,
+        description="Fails (and so fails the run) when rows of the partition failed transiently; names the first. "
+        "The retry sensor re-runs partitions whose latest check failed.",
+    )
+    def no_failed_rows(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+        manifest = read_manifest(data_root.root_path, spec.name, context.partition_key)
+        if manifest is None:
+            return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
+        failed = manifest.filter(pl.col("outcome") == Outcome.FAILED.value)
+        metadata = {"rows": manifest.height, "rows_failed": failed.height}
+        if failed.height:
+            metadata["failed_rows"] = table_metadata(
+                failed.select("infos_file", "infos_row", "target", "error_class", "error_message"), limit=20
+            )
+        return dg.AssetCheckResult(
+            passed=not failed.height,
+            metadata=metadata,
+            description=failure_summary(manifest) or f"none of {manifest.height} row(s) failed",
+        )
+
+    return [no_failed_rows, files_match_manifest, files_decode]
 
 
 def build_infos_check(infos_asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:

@@ -183,6 +183,17 @@ query($tag: String!) {
 }"""
 
 
+LATEST = """
+query($asset: AssetKeyInput!, $partition: String!) {
+  assetOrError(assetKey: $asset) {
+    ... on Asset { assetMaterializations(partitions: [$partition], limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } }
+  }
+  assetCheckExecutions(assetKey: $asset, checkName: "no_failed_rows", partition: $partition, limit: 1) {
+    status evaluation { description }
+  }
+}"""
+
+
 def partition_of(run: dict) -> str:
     return next(tag["value"] for tag in run["tags"] if tag["key"] == "dagster/partition")
 
@@ -196,7 +207,7 @@ def assert_all_succeeded(webserver: Webserver, backfill_id: str, expected: set[t
 
 
 def test_dagster_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_run(prepared, root, tmp_path, sample_mirror):
-    web_key, cli_key, backfill_keys = prepared[0], prepared[1], prepared[2:4]
+    web_key, cli_key, backfill_keys, failing_key = prepared[0], prepared[1], prepared[2:4], prepared[4]
     port, log, cli_log = free_port(), tmp_path / "dev.log", tmp_path / "cli.log"
     # Both at once (one SQLite instance serves both): the CLI run overlaps the servers' start-up.
     cli = start(
@@ -221,6 +232,18 @@ def test_dagster_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_
         # a hashed `<shard>|<split>` source: partitions chosen as in the asset's *Materialize...* dialog
         hashed = web.launch_backfill(["image_coco"], backfill_keys)
         assert_all_succeeded(web, hashed, {("image_coco", key) for key in backfill_keys})
+
+        # a partition whose rows fail: what the UI shows for it is this run's outcomes and a failed check
+        sample_mirror.set_faults(1.0, kinds=("503",), path_prefix="/coco/")
+        status, runs = web.wait_for_backfill(web.launch_backfill(["image_coco"], [failing_key]))
+        assert status == "COMPLETED_FAILED" and [run["status"] for run in runs] == ["FAILURE"]
+        latest = web.query(LATEST, asset={"path": ["image_coco"]}, partition=failing_key)
+        (materialization,) = latest["assetOrError"]["assetMaterializations"]
+        failed = next(entry["text"] for entry in materialization["metadataEntries"] if entry["label"] == "failed")
+        (check,) = latest["assetCheckExecutions"]
+        assert check["status"] == "FAILED"
+        for text in (failed, check["evaluation"]["description"]):
+            assert "failed transiently" in text and "503" in text, text
         returncode = cli.wait(timeout=PATIENCE_SECONDS)
     finally:
         for process in (cli, server):
