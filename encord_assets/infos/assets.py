@@ -8,6 +8,8 @@ from encord_assets.infos.normalize import NormalizedInfos, empty_rows, normalize
 from encord_assets.layout.paths import bookkeeping_dir, write_atomically
 from encord_assets.metadata import table_metadata
 from encord_assets.settings import DataRoot, InfosDir
+from encord_assets.sources.partitions import add_shards
+from encord_assets.sources.registry import sources_for
 
 
 def split_partitions(modality: str) -> dg.StaticPartitionsDefinition:
@@ -49,7 +51,12 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
             context.log.warning(
                 f"rejected {row['infos_file']} row {row['infos_row']}: {row['column']}={row['value']!r}: {row['reason']}"
             )
-        by_source = infos.rows.group_by("source").len().collect() if modality != "text" else None
+        by_partition = infos.rows.group_by("source", "partition_key").len().collect() if modality != "text" else None
+        by_source = by_partition.group_by("source").agg(pl.col("len").sum()) if by_partition is not None else None
+        # the source partitions these rows fall in exist from now on (before any source run needs them)
+        new_shards = add_shards(context.instance, by_partition, sources_for(modality)) if by_partition is not None else {}
+        if new_shards:
+            context.log.info(f"new shards: {', '.join(f'{name} {n}' for name, n in sorted(new_shards.items()))}")
         context.add_output_metadata(
             {
                 "rows": int(infos.rows.select(pl.len()).collect().item()),

@@ -66,6 +66,34 @@ def coverage(root: Path) -> pl.DataFrame:
     return pl.concat([p.select(columns) for p in parts], how="vertical_relaxed").sort("split", "modality", "source")
 
 
+def completeness_by_split(root: Path) -> pl.DataFrame:
+    """Per split: infos rows routed to a source, and how many are on disk, unavailable, failed or
+    not fetched yet (no manifest records them); `complete_pct` counts rows needing nothing more."""
+    tables = [t for t in sorted((bookkeeping_dir(root) / "tables").glob("infos_*/*.parquet")) if t.parent.name != "infos_text"]
+    schema = {"split": pl.String, "rows": pl.UInt32}
+    wanted = (
+        pl.concat([pl.scan_parquet(t).select("split", "source") for t in tables]).filter(pl.col("source").is_not_null())
+        .group_by("split").agg(pl.len().alias("rows")).collect()
+        if tables else pl.DataFrame(schema=schema)
+    )
+    manifests = read_manifests(root)
+    on_disk = pl.col("outcome").is_in([Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value])
+    settled = manifests.group_by("split").agg(
+        on_disk.sum().alias("on_disk"),
+        *[(pl.col("outcome") == o).sum().alias(o) for o in (Outcome.UNAVAILABLE.value, Outcome.FAILED.value, Outcome.REJECTED.value)],
+        pl.len().alias("recorded"),
+    ) if manifests is not None else pl.DataFrame(schema={"split": pl.String})
+    table = wanted.join(settled, on="split", how="left").fill_null(0)
+    for column in ("on_disk", *(o.value for o in (Outcome.UNAVAILABLE, Outcome.FAILED, Outcome.REJECTED)), "recorded"):
+        if column not in table.columns:
+            table = table.with_columns(pl.lit(0, pl.UInt32).alias(column))
+    done = pl.col("on_disk") + pl.col(Outcome.UNAVAILABLE.value) + pl.col(Outcome.REJECTED.value)
+    return table.with_columns(
+        (pl.col("rows").cast(pl.Int64) - pl.col("recorded")).clip(lower_bound=0).alias("not_fetched"),
+        pl.when(pl.col("rows") > 0).then((100 * done / pl.col("rows")).round(1)).otherwise(100.0).alias("complete_pct"),
+    ).drop("recorded").sort("split")
+
+
 def unavailable_by_reason(root: Path) -> pl.DataFrame:
     """Unavailable rows per (split, modality, source) and error class."""
     manifests = read_manifests(root)

@@ -4,6 +4,10 @@ unless a source declares its own partitions (registry.OwnPartitions, e.g. upstre
 A row's shard depends only on its own target path and the source's fixed shard count, so
 keys never move when infos grow; a target shared by two splits or by an audio and a video
 row has the same shard everywhere.
+
+The shard dimension is dynamic: an infos asset adds the shards its rows fall in, so a
+source has partitions where it has rows, not `shards x splits` mostly empty ones (a shard with
+rows in one split only still has an empty partition in the other). Keys are only ever added.
 """
 
 import warnings
@@ -15,22 +19,34 @@ import polars_hash as plh
 from encord_assets.infos.datasets import lookup
 
 
-def shard_width(shards: int) -> int:
-    return max(3, len(str(shards - 1)))
+def shards_name(source_name: str) -> str:
+    """Name of the dynamic partitions holding a hashed source's shards with rows."""
+    return f"{source_name}_shards"
 
 
-def shard_keys(shards: int) -> list[str]:
-    width = shard_width(shards)
-    return [f"{shard:0{width}d}" for shard in range(shards)]
-
-
-def hashed_partitions(shards: int, splits: tuple[str, ...]) -> dg.MultiPartitionsDefinition:
+def hashed_partitions(source_name: str, splits: tuple[str, ...]) -> dg.MultiPartitionsDefinition:
     return dg.MultiPartitionsDefinition(
         {
-            "shard": dg.StaticPartitionsDefinition(shard_keys(shards)),
+            "shard": dg.DynamicPartitionsDefinition(name=shards_name(source_name)),
             "split": dg.StaticPartitionsDefinition(list(splits)),
         }
     )
+
+
+def add_shards(instance: dg.DagsterInstance, rows_by_partition: pl.DataFrame, specs) -> dict[str, int]:
+    """Register the shards of hashed sources that rows fall in (columns `source`, `partition_key`);
+    returns the number of new shards per source."""
+    added = {}
+    for spec in specs:
+        if spec.partitions is not None:
+            continue
+        keys = rows_by_partition.filter(pl.col("source") == spec.name)["partition_key"].drop_nulls()
+        shards = set(keys.str.split("|").list.first().to_list())
+        new = sorted(shards - set(instance.get_dynamic_partitions(shards_name(spec.name))))
+        if new:
+            instance.add_dynamic_partitions(shards_name(spec.name), new)
+            added[spec.name] = len(new)
+    return added
 
 
 def infos_mapping(partitions: dg.PartitionsDefinition, infos_partitions: dg.PartitionsDefinition) -> dg.PartitionMapping:
@@ -62,7 +78,7 @@ def partition_key_expr(shards: pl.Expr) -> pl.Expr:
 def source_partitions(spec) -> dg.PartitionsDefinition:
     if spec.partitions is not None:
         return dg.StaticPartitionsDefinition(list(spec.partitions.keys))
-    return hashed_partitions(spec.shards, spec.splits)
+    return hashed_partitions(spec.name, spec.splits)
 
 
 def source_partition_key_expr(specs) -> pl.Expr:
