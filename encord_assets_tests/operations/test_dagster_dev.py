@@ -1,10 +1,12 @@
-"""The real thing: `dagster dev` (webserver + daemon) and the `dagster` CLI against the mirror.
+"""The real thing: `encord-assets dev` (the mirror and `dagster dev`: webserver + daemon) and the
+`dagster` CLI against a mirror, driven through GraphQL as the UI drives it.
 
 Servers start in their own process group with default signal handlers and are stopped by
 killing that group, so no process outlives the test.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from encord_assets.materialize import Materializer
 from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+ENCORD_ASSETS = str(Path(sys.executable).with_name("encord-assets"))
 PATIENCE_SECONDS = 240  # a safety net for a stuck server, not a speed requirement
 
 
@@ -119,6 +122,14 @@ class Webserver:
         assert "errors" not in body, body
         return body["data"]
 
+    def mirror_url(self) -> str:
+        """The mirror `encord-assets dev` serves, from the line it prints."""
+        since = time.monotonic()
+        while not (found := re.search(r"upstream mirror: (http://127\.0\.0\.1:\d+)", self.log.read_text())):
+            self.alive(since)
+            time.sleep(0.5)
+        return found.group(1)
+
     def wait_for_code_location(self) -> None:
         since = time.monotonic()
         while not responds(f"{self.url}/server_info"):
@@ -206,7 +217,7 @@ def assert_all_succeeded(webserver: Webserver, backfill_id: str, expected: set[t
     assert done == expected
 
 
-def test_dagster_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_run(prepared, root, tmp_path, sample_mirror):
+def test_encord_assets_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_run(prepared, root, tmp_path):
     web_key, cli_key, backfill_keys, failing_key = prepared[0], prepared[1], prepared[2:4], prepared[4]
     port, log, cli_log = free_port(), tmp_path / "dev.log", tmp_path / "cli.log"
     # Both at once (one SQLite instance serves both): the CLI run overlaps the servers' start-up.
@@ -217,8 +228,10 @@ def test_dagster_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_
     )
     server = None
     try:
-        server = start([DAGSTER, "dev", "-m", "encord_assets.definitions", "-h", "127.0.0.1", "-p", str(port)], tmp_path, log)
+        dev = [ENCORD_ASSETS, "dev", "--root", str(root), "--dagster-home", os.environ["DAGSTER_HOME"], "--mirror-dir", str(tmp_path / "mirror")]
+        server = start([*dev, "--port", str(port)], tmp_path, log)
         web = Webserver(port, server, log)
+        mirror = web.mirror_url()
         web.wait_for_code_location()
         job_run = web.submit_job("fill_image_coco", web_key)
         # an infos asset, and "Materialize all" over an infos asset and a source with its own partitions
@@ -234,7 +247,7 @@ def test_dagster_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_
         assert_all_succeeded(web, hashed, {("image_coco", key) for key in backfill_keys})
 
         # a partition whose rows fail: what the UI shows for it is this run's outcomes and a failed check
-        sample_mirror.set_faults(1.0, kinds=("503",), path_prefix="/coco/")
+        requests.post(f"{mirror}/_mirror/faults", json={"rate": 1.0, "kinds": ["503"], "path_prefix": "/coco/"}, timeout=10).raise_for_status()
         status, runs = web.wait_for_backfill(web.launch_backfill(["image_coco"], [failing_key]))
         assert status == "COMPLETED_FAILED" and [run["status"] for run in runs] == ["FAILURE"]
         latest = web.query(LATEST, asset={"path": ["image_coco"]}, partition=failing_key)
