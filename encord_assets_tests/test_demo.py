@@ -5,14 +5,16 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 
 def run_demo(cwd):
     return subprocess.run(
-        [sys.executable, "-m", "encord_assets.cli", "demo"], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "encord_assets.cli", "demo"], cwd=cwd, capture_output=True, text=True, timeout=1200
     )
 
 
+@pytest.mark.timeout(2400)  # a safety net: two demo runs take about 3 minutes on an idle 2-core machine
 def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path):
     first = run_demo(tmp_path)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]

@@ -13,14 +13,17 @@ the multiprocess executor both run steps in their main thread), and otherwise in
 process. The previous handler is restored afterwards so Ctrl-C keeps reaching Dagster.
 """
 
+import contextlib
 import math
 import multiprocessing
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 import dagster as dg
 import polars as pl
@@ -95,14 +98,40 @@ def _img2dataset(**options) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_img2dataset(**options) -> None:
-    """Run img2dataset in this process's main thread, or in a child process from any other thread."""
-    if threading.current_thread() is threading.main_thread():
-        _img2dataset(**options)
-        return
-    child = multiprocessing.get_context("spawn").Process(target=_img2dataset, kwargs=options)
-    child.start()
-    child.join()
+@contextlib.contextmanager
+def output_to(log: Callable[[str], None]):
+    """img2dataset and its worker processes print to file descriptors 1 and 2: collect what they
+    write while this block runs and hand it to `log` (the step log), not the terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log(f"img2dataset output:\n{text[-20000:]}")
+
+
+def run_img2dataset(log: Callable[[str], None], **options) -> None:
+    """Run img2dataset in this process's main thread, or in a child process from any other
+    thread; what it prints goes to `log`."""
+    with output_to(log):
+        if threading.current_thread() is threading.main_thread():
+            _img2dataset(**options)
+            return
+        child = multiprocessing.get_context("spawn").Process(target=_img2dataset, kwargs=options)
+        child.start()
+        child.join()
     if child.exitcode != 0:
         raise RuntimeError(f"img2dataset exited with status {child.exitcode}")
 
@@ -134,6 +163,7 @@ class UrlImages(dg.ConfigurableResource):
         where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
         context.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
         run_img2dataset(
+            context.log.info,
             url_list=str(url_list),
             input_format="parquet",
             url_col="url",
