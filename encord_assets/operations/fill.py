@@ -15,8 +15,8 @@ import dagster as dg
 
 from encord_assets.materialize import partitions_with_rows
 from encord_assets.operations.partition_status import partition_statuses
-from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
-from encord_assets.operations.settings import Operations, read_int, switch
+from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG, sensor_over_sources
+from encord_assets.operations.settings import Operations
 from encord_assets.settings import DataRoot
 from encord_assets.sources.registry import SourceSpec
 
@@ -44,11 +44,11 @@ def wanted_partitions(instance: dg.DagsterInstance, root, spec: SourceSpec, asse
 
 
 def build_fill_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]]) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=FILL_SENSOR,
-        jobs=[job for _, _, job in sources],
-        minimum_interval_seconds=read_int("ENCORD_FILL_INTERVAL_SECONDS", 3600),
-        default_status=dg.DefaultSensorStatus.RUNNING if switch("ENCORD_FILL_SENSOR", False) else dg.DefaultSensorStatus.STOPPED,
+    @sensor_over_sources(
+        FILL_SENSOR,
+        sources,
+        interval=("ENCORD_FILL_INTERVAL_SECONDS", 3600),
+        on=("ENCORD_FILL_SENSOR", False),
         description="Requests a run for every partition of every source asset that has rows and is missing or failed "
         "(capped per tick).",
     )

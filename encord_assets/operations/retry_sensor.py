@@ -55,12 +55,24 @@ def plan_retries(
 RETRY_SENSOR = "retry_failed_partitions"
 
 
-def build_retry_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]]) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=RETRY_SENSOR,
+def sensor_over_sources(name: str, sources, interval: tuple[str, int], on: tuple[str, bool], description: str):
+    """A sensor that may request a run of every source's fill job; interval and default status
+    from settings read when the definitions load."""
+    return dg.sensor(
+        name=name,
         jobs=[job for _, _, job in sources],
-        minimum_interval_seconds=read_int("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS", 60),
-        default_status=dg.DefaultSensorStatus.RUNNING if switch("ENCORD_RETRY_SENSOR", True) else dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=read_int(*interval),
+        default_status=dg.DefaultSensorStatus.RUNNING if switch(*on) else dg.DefaultSensorStatus.STOPPED,
+        description=description,
+    )
+
+
+def build_retry_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]]) -> dg.SensorDefinition:
+    @sensor_over_sources(
+        RETRY_SENSOR,
+        sources,
+        interval=("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS", 60),
+        on=("ENCORD_RETRY_SENSOR", True),
         description="Re-requests failed partitions of every source asset (its fill_<source> job) with exponential backoff, "
         "up to a maximum number of attempts per partition and of requests per tick.",
     )
