@@ -24,6 +24,7 @@ from encord_assets.layout.paths import bookkeeping_dir
 from encord_assets.layout.plan import read_manifest
 from encord_assets.materialize import Materializer
 from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
+from encord_assets.products.coverage import completeness_by_split
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 ENCORD_ASSETS = str(Path(sys.executable).with_name("encord-assets"))
@@ -205,6 +206,18 @@ query($asset: AssetKeyInput!, $partition: String!) {
 }"""
 
 
+REPORT = """
+{
+  assetOrError(assetKey: {path: ["coverage_report"]}) {
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        metadataEntries { label ... on FloatMetadataEntry { floatValue } ... on IntMetadataEntry { intValue } }
+      }
+    }
+  }
+}"""
+
+
 def partition_of(run: dict) -> str:
     return next(tag["value"] for tag in run["tags"] if tag["key"] == "dagster/partition")
 
@@ -261,6 +274,15 @@ def test_encord_assets_dev_runs_jobs_and_asset_backfills_through_graphql_beside_
         assert check["status"] == "FAILED"
         for text in (failed, check["evaluation"]["description"]):
             assert "failed transiently" in text and "503" in text, text
+
+        # how complete the 1M split is: one asset's metadata, as the UI shows it
+        with dg.DagsterInstance.get() as instance:
+            Materializer(instance).run("coverage_report", raise_on_error=True)
+        (report,) = web.query(REPORT)["assetOrError"]["assetMaterializations"]
+        entries = {entry["label"]: entry.get("floatValue", entry.get("intValue")) for entry in report["metadataEntries"]}
+        expected = completeness_by_split(root).filter(pl.col("split") == "e-mm1_1m").row(0, named=True)
+        assert entries["e-mm1_1m complete_pct"] == expected["complete_pct"] and 0 < expected["complete_pct"] < 100
+        assert entries["e-mm1_1m not_fetched"] == expected["not_fetched"]
         returncode = cli.wait(timeout=PATIENCE_SECONDS)
     finally:
         for process in (cli, server):
