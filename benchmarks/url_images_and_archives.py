@@ -68,6 +68,7 @@ def bench_images(work: Path, count: int) -> dict:
         urls.write_parquet(work / "urls.parquet")
         started = time.monotonic()
         run_img2dataset(
+            print,
             url_list=str(work / "urls.parquet"), input_format="parquet", url_col="url", output_folder=str(work / "direct"),
             output_format="files", processes_count=processes, thread_count=threads,
             number_sample_per_shard=max(1, -(-count // processes)), resize_mode="no", skip_reencode=True,

@@ -1,4 +1,4 @@
-"""The `encord-assets` command: demo, status, instance, mirror, objectstore."""
+"""The `encord-assets` command: demo, dev, status, instance, mirror, objectstore, settings."""
 
 import argparse
 import sys
@@ -15,6 +15,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--root", default="data", help="ROOT of the layout: a folder or s3://BUCKET/PREFIX (default ./data)")
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
+
+    dev = commands.add_parser("dev", help="the web UI (dagster dev) against the local upstream mirror, offline")
+    dev.add_argument("--infos", type=Path, default=None, help="E-MM1 datasets/ folder (default: bundled sample)")
+    dev.add_argument("--root", type=Path, default=Path("data"), help="ROOT of the layout (default ./data)")
+    dev.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
+    dev.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000, help="web UI port")
 
     status = commands.add_parser("status", help="coverage tables from the manifests under ROOT (as the coverage_report asset)")
     status.add_argument("--root", default="data", help="a folder or s3://BUCKET/PREFIX")
@@ -42,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from encord_assets.demo import run_demo
 
         return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
+    if args.command == "dev":
+        from encord_assets.dev import run_dev
+
+        return run_dev(args.infos, args.root, args.dagster_home, args.mirror_dir, args.host, args.port)
     if args.command == "status":
         from encord_assets.products.coverage_report import print_status
         from encord_assets.store import DatasetStore

@@ -78,8 +78,11 @@ def run_demo(infos_dir: Path | None, root: str, dagster_home: Path, mirror_dir: 
         print(f"upstream mirror: {mirror.url}")
         with dg.DagsterInstance.get() as instance:
             set_pool_limits(instance)
-            materializer = Materializer(instance)
+            materializer = Materializer(instance, say=lambda line: print(line, flush=True))
             materializer.everything()
         fetched = mirror.stats()["bytes_sent"]
     write_dotenv(Path.cwd(), {"DAGSTER_HOME": str(dagster_home), "ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir)})
-    return print_report(materializer.store, fetched, materializer.failures, time.monotonic() - started)
+    code = print_report(materializer.store, fetched, materializer.failures, time.monotonic() - started)
+    # the mirror stops with the demo: a UI run would go to the real upstreams without it
+    print("To browse these runs and launch more offline: uv run encord-assets dev (the web UI against the mirror)")
+    return code

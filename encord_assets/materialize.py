@@ -1,5 +1,7 @@
 """Materialize assets partition by partition in one Dagster instance (demo, tests, benchmarks)."""
 
+import time
+
 import dagster as dg
 import polars as pl
 
@@ -20,28 +22,60 @@ def partitions_with_rows(store: DatasetStore, source_name: str, modality: str) -
     return sorted(keys["partition_key"].to_list(), key=lambda key: (key is None, key or ""))
 
 
+class AssetProgress:
+    """One line per partition run of an asset: done/total partitions, rows, MB placed, elapsed, ETA."""
+
+    def __init__(self, asset_name: str, total: int, say):
+        self.asset_name, self.total, self.say = asset_name, total, say
+        self.partitions = self.rows = self.bytes = 0
+        self.started = time.monotonic()
+
+    def done(self, result: dg.ExecuteInProcessResult) -> None:
+        self.partitions += 1
+        for event in result.get_asset_materialization_events():
+            metadata = event.materialization.metadata
+            self.rows += metadata["rows"].value if "rows" in metadata else 0
+            self.bytes += metadata["bytes_placed"].value if "bytes_placed" in metadata else 0
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.partitions * (self.total - self.partitions)
+        self.say(
+            f"{self.asset_name}: {self.partitions}/{self.total} partitions, {self.rows} rows, {self.bytes / 1e6:.1f} MB, "
+            f"{elapsed:.0f} s elapsed, ETA {eta:.0f} s{'' if result.success else ' (this partition failed)'}"
+        )
+
+
 class Materializer:
     """One run per (asset, partition), recorded in `instance`; settings read from the environment now."""
 
-    def __init__(self, instance: dg.DagsterInstance):
+    def __init__(self, instance: dg.DagsterInstance, say=lambda line: None):
         from encord_assets.definitions import build_defs
 
+        self.say = say
         self.defs = build_defs()
         self.instance = instance
         self.store = default_store().process_config_and_initialize()
-        self.assets = list(self.defs.assets)
+        # with their checks: a partition with failed rows fails its run through `no_failed_rows`
+        self.assets = [*self.defs.assets, *self.defs.asset_checks]
         self.failures: list[str] = []
 
     def run(self, asset_name: str, partition_key: str | None = None, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
-        result = dg.materialize(
-            self.assets,
-            selection=[asset_name],
-            partition_key=partition_key,
-            instance=self.instance,
-            resources=self.defs.resources,
-            run_config=QUIET,
-            raise_on_error=raise_on_error,
-        )
+        """A source asset's partition through its `fill_<source>` job (a named run, as the UI and
+        sensors launch it), anything else as a run of that asset; checks included."""
+        job = f"fill_{asset_name}"
+        if self.defs.get_repository_def().has_job(job):
+            result = self.defs.resolve_job_def(job).execute_in_process(
+                partition_key=partition_key, instance=self.instance, run_config=QUIET, raise_on_error=raise_on_error
+            )
+        else:
+            result = dg.materialize(
+                self.assets,
+                selection=[asset_name],
+                partition_key=partition_key,
+                instance=self.instance,
+                resources=self.defs.resources,
+                run_config=QUIET,
+                raise_on_error=raise_on_error,
+            )
         if not result.success:
             self.failures.append(f"{asset_name} {partition_key or ''}".strip())
         return result
@@ -89,6 +123,8 @@ class Materializer:
             if spec.locates_rows:
                 self.located_partitions(spec)
                 continue
-            for key in self.source_partitions(spec.name, spec.modality):
-                self.run(spec.name, key)
+            keys = self.source_partitions(spec.name, spec.modality)
+            progress = AssetProgress(spec.name, len(keys), self.say)
+            for key in keys:
+                progress.done(self.run(spec.name, key))
         self.run("coverage_report")

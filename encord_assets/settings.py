@@ -202,13 +202,13 @@ SETTINGS: tuple[Setting, ...] = (
         (("operations", "max_backoff_seconds"),),
     ),
     Setting(
-        "ENCORD_MAX_REQUESTS_PER_TICK", 10, "runs one sensor or schedule tick may request", "operations",
+        "ENCORD_MAX_REQUESTS_PER_TICK", 10, "runs one sensor tick may request (over all sources)", "operations",
         (("operations", "max_requests_per_tick"),),
     ),
-    Setting("ENCORD_RETRY_SENSOR", True, "retry sensors on by default", "operations"),
-    Setting("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS", 60, "seconds between sensor ticks", "operations"),
-    Setting("ENCORD_FILL_SCHEDULE", False, "fill schedules on by default", "operations"),
-    Setting("ENCORD_FILL_CRON", "0 * * * *", "cron of the fill schedules", "operations"),
+    Setting("ENCORD_RETRY_SENSOR", True, "retry sensor on by default", "operations"),
+    Setting("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS", 60, "seconds between retry sensor ticks", "operations"),
+    Setting("ENCORD_FILL_SENSOR", False, "fill sensor on by default", "operations"),
+    Setting("ENCORD_FILL_INTERVAL_SECONDS", 3600, "seconds between fill sensor ticks", "operations"),
     Setting(
         "ENCORD_DURATION_TOLERANCE_MS", 500, "allowed difference between a clip's duration and its infos times",
         "operations", (("operations", "duration_tolerance_ms"),),

@@ -6,15 +6,18 @@ import signal
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
+
 
 
 def run_demo(cwd, *options):
     return subprocess.run(
-        [sys.executable, "-m", "encord_assets.cli", "demo", *options], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "encord_assets.cli", "demo", *options], cwd=cwd, capture_output=True, text=True, timeout=1200
     )
 
 
+@pytest.mark.timeout(2400)  # a safety net: two demo runs take about 3 minutes on an idle 2-core machine
 def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path):
     first = run_demo(tmp_path)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -25,6 +28,16 @@ def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path):
     assert any(p.parent.name == "image" for p in placed) and any(p.parent.name == "video" for p in placed)
     assert (tmp_path / "data" / "captions" / "e-mm1_1m.parquet").is_file()
     assert "DAGSTER_HOME=" in (tmp_path / ".env").read_text()
+    # a progress line per partition run of an asset, the last one complete
+    progress = re.findall(r"^image_coco: (\d+)/(\d+) partitions, \d+ rows, [\d.]+ MB, \d+ s elapsed, ETA \d+ s$", first.stdout, re.M)
+    assert progress and progress[-1][0] == progress[-1][1]
+    assert "encord-assets dev" in first.stdout
+    # named runs with evaluated checks, as the UI shows them
+    with dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home")) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="fill_image_coco"))
+        assert len(runs) == int(progress[-1][1]) and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+        check = dg.AssetCheckKey(dg.AssetKey("image_coco"), "no_failed_rows")
+        assert instance.event_log_storage.get_latest_asset_check_execution_by_key([check])
 
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stdout[-4000:]

@@ -8,6 +8,8 @@ from encord_assets.infos.normalize import NormalizedInfos, empty_rows, normalize
 from encord_assets.layout.paths import bookkeeping_key
 from encord_assets.metadata import table_metadata
 from encord_assets.store import DatasetStore
+from encord_assets.sources.partitions import add_shards
+from encord_assets.sources.registry import sources_for
 
 
 def split_partitions(modality: str) -> dg.StaticPartitionsDefinition:
@@ -55,7 +57,12 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
         kinds = dict(rejects.group_by("kind").len().iter_rows())
         for row in rejects.filter(pl.col("kind") == "rejected").head(20).iter_rows(named=True):
             context.log.warning(f"rejected {describe_reject(row)}")
-        by_source = infos.rows.group_by("source").len().collect() if modality != "text" else None
+        by_partition = infos.rows.group_by("source", "partition_key").len().collect() if modality != "text" else None
+        by_source = by_partition.group_by("source").agg(pl.col("len").sum()) if by_partition is not None else None
+        # the source partitions these rows fall in exist from now on (before any source run needs them)
+        new_shards = add_shards(context.instance, by_partition, sources_for(modality)) if by_partition is not None else {}
+        if new_shards:
+            context.log.info(f"new shards: {', '.join(f'{name} {n}' for name, n in sorted(new_shards.items()))}")
         context.add_output_metadata(
             {
                 "rows": int(infos.rows.select(pl.len()).collect().item()),

@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.infos.assets import rejects_key
+from encord_assets.layout.io_manager import failure_summary
 from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.decode import Undecodable, decoder_for
@@ -17,15 +18,8 @@ from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
 ON_DISK = [Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value]
+NO_FAILED_ROWS = "no_failed_rows"
 THREADS = 4
-
-
-def files_on_disk(store: DatasetStore, asset_name: str, partition_key: str) -> pl.DataFrame | None:
-    """One row per target the manifest says is in the layout (None when the partition has no manifest)."""
-    manifest = store.read_manifest(asset_name, partition_key)
-    if manifest is None:
-        return None
-    return manifest.filter(pl.col("outcome").is_in(ON_DISK)).unique("target", keep="first", maintain_order=True)
 
 
 def check_result(problems: list[dict], checked: int, what: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
@@ -99,35 +93,67 @@ def partitioned_check(**kwargs):
     return decorate
 
 
+def manifest_check(spec: SourceSpec, asset: dg.AssetsDefinition, name: str, description: str, evaluate, blocking=False):
+    """A check of one partition's manifest: `evaluate(spec, store, operations, manifest)`; a partition
+    without a manifest (never materialized, or its run died before the end) fails it."""
+
+    @partitioned_check(asset=asset, name=name, partitions_def=asset.partitions_def, blocking=blocking, description=description)
+    def check(context: dg.AssetCheckExecutionContext, store: DatasetStore, operations: Operations) -> dg.AssetCheckResult:
+        manifest = store.read_manifest(spec.name, context.partition_key)
+        if manifest is None:
+            return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
+        return evaluate(spec, store, operations, manifest)
+
+    return check
+
+
+def files_on_disk(manifest: pl.DataFrame) -> pl.DataFrame:
+    """One row per target the manifest says is in the layout."""
+    return manifest.filter(pl.col("outcome").is_in(ON_DISK)).unique("target", keep="first", maintain_order=True)
+
+
+def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+    rows = files_on_disk(manifest)
+    sizes = store.present(rows["target"].to_list())
+    return check_result(each_file(rows, lambda row: match_manifest(store, sizes, row)), rows.height, "match the manifest")
+
+
+def files_decode(spec: SourceSpec, store: DatasetStore, operations: Operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+    rows = files_on_disk(manifest)
+    rows = rows.join(clip_durations(store, spec.modality, rows["target"].to_list()), on="target", how="left")
+    tolerance = operations.duration_tolerance_ms / 1000
+    return check_result(each_file(rows, lambda row: decode_problem(store, row, tolerance)), rows.height, "decode")
+
+
+def no_failed_rows(_spec: SourceSpec, _store: DatasetStore, _operations: Operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+    failed = manifest.filter(pl.col("outcome") == Outcome.FAILED.value)
+    metadata = {"rows": manifest.height, "rows_failed": failed.height}
+    if failed.height:
+        metadata["failed_rows"] = table_metadata(failed.select("infos_file", "infos_row", "target", "error_class", "error_message"), limit=20)
+    return dg.AssetCheckResult(
+        passed=not failed.height, metadata=metadata, description=failure_summary(manifest) or f"none of {manifest.height} row(s) failed"
+    )
+
+
 def build_source_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    @partitioned_check(
-        asset=asset,
-        name="files_match_manifest",
-        partitions_def=asset.partitions_def,
-        description="Every file the partition's manifest lists as placed or present exists with the manifest's size and sha256.",
-    )
-    def files_match_manifest(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> dg.AssetCheckResult:
-        rows = files_on_disk(store, spec.name, context.partition_key)
-        if rows is None:
-            return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
-        sizes = store.present(rows["target"].to_list())
-        return check_result(each_file(rows, lambda row: match_manifest(store, sizes, row)), rows.height, "match the manifest")
-
-    @partitioned_check(
-        asset=asset,
-        name="files_decode",
-        partitions_def=asset.partitions_def,
-        description="Placed images decode (Pillow), clips decode with the infos duration (ffmpeg), .npy arrays load (numpy).",
-    )
-    def files_decode(context: dg.AssetCheckExecutionContext, store: DatasetStore, operations: Operations) -> dg.AssetCheckResult:
-        rows = files_on_disk(store, spec.name, context.partition_key)
-        if rows is None:
-            return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
-        rows = rows.join(clip_durations(store, spec.modality, rows["target"].to_list()), on="target", how="left")
-        tolerance = operations.duration_tolerance_ms / 1000
-        return check_result(each_file(rows, lambda row: decode_problem(store, row, tolerance)), rows.height, "decode")
-
-    return [files_match_manifest, files_decode]
+    return [
+        manifest_check(
+            spec, asset, NO_FAILED_ROWS,
+            "Fails (and so fails the run) when rows of the partition failed transiently; names the first. "
+            "The retry sensor re-runs partitions whose latest check failed.",
+            no_failed_rows, blocking=True,
+        ),
+        manifest_check(
+            spec, asset, "files_match_manifest",
+            "Every file the partition's manifest lists as placed or present exists with the manifest's size and sha256.",
+            files_match_manifest,
+        ),
+        manifest_check(
+            spec, asset, "files_decode",
+            "Placed images decode (Pillow), clips decode with the infos duration (ffmpeg), .npy arrays load (numpy).",
+            files_decode,
+        ),
+    ]
 
 
 def build_infos_check(infos_asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:

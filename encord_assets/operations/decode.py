@@ -6,10 +6,6 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-import imageio_ffmpeg
-import numpy as np
-from PIL import Image
-
 CLIP_SUFFIXES = {".mp4", ".mpeg", ".mpg", ".m4a", ".webm", ".mkv", ".mov", ".mp3", ".wav", ".flac", ".ogg", ".opus", ".aac"}
 _TIME = re.compile(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
@@ -19,6 +15,8 @@ class Undecodable(Exception):
 
 
 def decode_image(path: Path) -> dict:
+    from PIL import Image  # the decoders' libraries load when a check runs, not with the code location
+
     try:
         with Image.open(path) as image:
             image.load()
@@ -29,6 +27,8 @@ def decode_image(path: Path) -> dict:
 
 def decode_clip(path: Path) -> dict:
     """Decode every stream to null; the last progress time is the decoded duration."""
+    import imageio_ffmpeg
+
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-xerror", "-i", str(path), "-f", "null", "-"]
     done = subprocess.run(command, capture_output=True, text=True, errors="replace")
     times = _TIME.findall(done.stderr)
@@ -40,6 +40,8 @@ def decode_clip(path: Path) -> dict:
 
 
 def decode_npy(path: Path) -> dict:
+    import numpy as np
+
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError
@@ -62,6 +64,8 @@ def decoder_for(path: Path, modality: str) -> Callable[[Path], dict] | None:
         return decode_npy
     if suffix in CLIP_SUFFIXES:
         return decode_clip
+    from PIL import Image
+
     if suffix in Image.registered_extensions():
         return decode_image
     return MODALITY_DECODERS.get(modality)

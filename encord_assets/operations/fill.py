@@ -1,21 +1,26 @@
-"""Per source: a job that materializes its partitions, and a schedule that fills what is missing.
+"""Per source a job that materializes its partitions; one sensor that fills what is missing.
 
-The job is what the retry sensor and the schedule target; launched from the UI (Jobs ->
+The job is what the retry and fill sensors target; launched from the UI (Jobs ->
 fill_<source> -> Materialize / backfill) it lets a user pick partitions, or all missing and
-failed ones. A schedule cannot launch a backfill, so it returns one run request per partition
-that has infos rows and is missing or failed, at most `max_requests_per_tick` per tick.
+failed ones. Filling is a sensor, not a schedule: a Dagster schedule targets one job, and each
+source's job has its own partitions. It ticks every `ENCORD_FILL_INTERVAL_SECONDS`, requests one
+run per partition that has infos rows and is missing or failed, at most `max_requests_per_tick`
+per tick over all sources, and logs one line per tick.
 """
+
+import time
+from typing import Any
 
 import dagster as dg
 
 from encord_assets.materialize import partitions_with_rows
 from encord_assets.operations.partition_status import partition_statuses
-from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG
+from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG, sensor_over_sources
 from encord_assets.operations.policy import Operations
-from encord_assets.settings import setting
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
+FILL_SENSOR = "fill_missing_partitions"
 WANTED = (None, dg.AssetPartitionStatus.FAILED)  # never materialized, or the last run failed
 
 
@@ -27,27 +32,48 @@ def build_fill_job(spec: SourceSpec, asset: dg.AssetsDefinition):
     )
 
 
-def build_fill_schedule(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name=f"fill_{spec.name}_schedule",
-        job=job,
-        cron_schedule=setting("ENCORD_FILL_CRON").read(),
-        default_status=dg.DefaultScheduleStatus.RUNNING if setting("ENCORD_FILL_SCHEDULE").read() else dg.DefaultScheduleStatus.STOPPED,
-        description=f"Requests a run for every partition of {spec.name} that has rows and is missing or failed (capped per tick).",
+def wanted_partitions(instance: dg.DagsterInstance, store: DatasetStore, spec: SourceSpec, asset: dg.AssetsDefinition) -> list[str] | None:
+    """Partitions of `spec` with infos rows that are missing or failed (None: no infos table yet)."""
+    with_rows = partitions_with_rows(store, spec.name, spec.modality)
+    if with_rows is None:
+        return None
+    statuses = partition_statuses(instance, asset)
+    # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
+    candidates = list(statuses) if None in with_rows else with_rows
+    return [key for key in candidates if key in statuses and statuses[key] in WANTED]
+
+
+def build_fill_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]]) -> dg.SensorDefinition:
+    @sensor_over_sources(
+        FILL_SENSOR,
+        sources,
+        interval="ENCORD_FILL_INTERVAL_SECONDS",
+        on="ENCORD_FILL_SENSOR",
+        description="Requests a run for every partition of every source asset that has rows and is missing or failed "
+        "(capped per tick).",
     )
-    def fill(context: dg.ScheduleEvaluationContext, operations: Operations, store: DatasetStore):
-        with_rows = partitions_with_rows(store, spec.name, spec.modality)
-        if with_rows is None:
-            return dg.SkipReason(f"no infos_{spec.modality} table under {store.uri('')}: materialize infos_{spec.modality} first")
-        statuses = partition_statuses(context.instance, asset)
-        # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
-        candidates = list(statuses) if None in with_rows else with_rows
-        wanted = [key for key in candidates if key in statuses and statuses[key] in WANTED]
-        if not wanted:
-            return dg.SkipReason(f"no partition of {spec.name} with rows is missing or failed (or they are running)")
+    def fill(context: dg.SensorEvaluationContext, operations: Operations, store: DatasetStore) -> dg.SensorResult:
+        tick = f"{time.time():.0f}"
+        wanted, no_infos = [], []
+        for spec, asset, job in sources:
+            keys = wanted_partitions(context.instance, store, spec, asset)
+            if keys is None:
+                no_infos.append(f"infos_{spec.modality}")
+            wanted.extend((spec.name, key, job.name) for key in keys or [])
         chosen = wanted[: operations.max_requests_per_tick]
-        tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
-        context.log.info(f"{len(wanted)} partition(s) of {spec.name} missing or failed; requesting {len(chosen)}")
-        return [dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}", tags={REQUESTED_BY_TAG: "fill_schedule"}) for key in chosen]
+        by_source: dict[str, int] = {}
+        for name, _, _ in chosen:
+            by_source[name] = by_source.get(name, 0) + 1
+        summary = (
+            f"{len(wanted)} partition(s) with rows missing or failed; requesting {len(chosen)}"
+            + (f" ({', '.join(f'{name} {n}' for name, n in by_source.items())})" if chosen else "")
+            + (f"; no table yet: materialize {', '.join(sorted(set(no_infos)))} first" if no_infos else "")
+        )
+        context.log.info(summary)
+        requests = [
+            dg.RunRequest(job_name=job_name, partition_key=key, run_key=f"{name}:{key}@{tick}", tags={REQUESTED_BY_TAG: "fill_sensor"})
+            for name, key, job_name in chosen
+        ]
+        return dg.SensorResult(run_requests=requests) if requests else dg.SensorResult(skip_reason=summary)
 
     return fill

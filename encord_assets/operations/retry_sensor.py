@@ -1,15 +1,16 @@
-"""One sensor per source asset that re-requests partitions whose last run failed.
+"""One sensor over every source asset that re-requests partitions whose last run failed.
 
 The cursor (JSON, stored by the daemon with each tick, so it survives restarts) keeps per
-partition the number of runs requested and when the last one was: attempt n+1 waits an
-exponentially growing backoff, and after `max_attempts` the partition is exhausted: listed in
-the sensor log and in ROOT/_encord_assets/exhausted/<asset>.json (read by the coverage report)
-until a later run of it succeeds.
+asset and partition the number of runs requested and when the last one was: attempt n+1 waits
+an exponentially growing backoff, and after `max_attempts` the partition is exhausted: named in
+the tick's log line and in ROOT/_encord_assets/exhausted/<asset>.json (read by the coverage
+report) until a later run of it succeeds. Each tick logs one line saying what it did.
 """
 
 import json
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 import dagster as dg
 
@@ -52,46 +53,76 @@ def plan_retries(
     return due[: settings.max_requests_per_tick], kept, exhausted
 
 
-def build_retry_sensor(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=f"retry_failed_{spec.name}",
-        job=job,
-        minimum_interval_seconds=setting("ENCORD_RETRY_SENSOR_INTERVAL_SECONDS").read(),
-        default_status=dg.DefaultSensorStatus.RUNNING if setting("ENCORD_RETRY_SENSOR").read() else dg.DefaultSensorStatus.STOPPED,
-        description=f"Re-requests failed partitions of {spec.name} with exponential backoff, up to a maximum number of attempts.",
+RETRY_SENSOR = "retry_failed_partitions"
+
+
+def sensor_over_sources(name: str, sources, interval: str, on: str, description: str):
+    """A sensor that may request a run of every source's fill job; interval and default status
+    from settings read when the definitions load."""
+    return dg.sensor(
+        name=name,
+        jobs=[job for _, _, job in sources],
+        minimum_interval_seconds=setting(interval).read(),
+        default_status=dg.DefaultSensorStatus.RUNNING if setting(on).read() else dg.DefaultSensorStatus.STOPPED,
+        description=description,
+    )
+
+
+def build_retry_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]]) -> dg.SensorDefinition:
+    @sensor_over_sources(
+        RETRY_SENSOR,
+        sources,
+        interval="ENCORD_RETRY_SENSOR_INTERVAL_SECONDS",
+        on="ENCORD_RETRY_SENSOR",
+        description="Re-requests failed partitions of every source asset (its fill_<source> job) with exponential backoff, "
+        "up to a maximum number of attempts per partition and of requests per tick.",
     )
     def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, store: DatasetStore) -> dg.SensorResult:
         now = time.time()
         attempts = json.loads(context.cursor)["attempts"] if context.cursor else {}
-        due, kept, exhausted = plan_retries(partition_statuses(context.instance, asset), attempts, operations, now)
-
-        newly = sorted(exhausted.keys() - {k for k, v in attempts.items() if v["attempts"] >= operations.max_attempts})
-        for key in newly:
-            context.log.warning(f"{spec.name} partition {key} failed {exhausted[key]['attempts']} retries: giving up")
-        if exhausted:
-            context.log.info(f"{len(exhausted)} exhausted partition(s) of {spec.name}: {', '.join(sorted(exhausted))}")
-        write_exhausted(
-            store, spec.name, {k: {**v, "last_request": iso(v["last_request"])} for k, v in exhausted.items()}
-        )
-
+        cursor, due, waiting, exhausted_now, newly = {}, [], 0, [], []
+        for spec, asset, job in sources:
+            before = attempts.get(spec.name, {})
+            asset_due, kept, exhausted = plan_retries(partition_statuses(context.instance, asset), before, operations, now)
+            write_exhausted(
+                store,
+                spec.name,
+                {k: {"attempts": v["attempts"], "last_request": iso(v["last_request"])} for k, v in exhausted.items()},
+            )
+            for key in sorted(exhausted):
+                if not before.get(key, {}).get("exhausted"):
+                    newly.append(f"{spec.name} {key}")
+                kept[key] = {**kept[key], "exhausted": True}
+            exhausted_now.extend(f"{spec.name} {key}" for key in sorted(exhausted))
+            waiting += len(kept) - len(exhausted) - len(asset_due)
+            due.extend((kept[key]["attempts"], spec.name, key, job.name) for key in asset_due)
+            if kept:
+                cursor[spec.name] = kept
+        # Partitions with fewer attempts first, so one bad partition cannot starve the others.
+        due.sort()
+        chosen, postponed = due[: operations.max_requests_per_tick], len(due[operations.max_requests_per_tick :])
         requests = []
-        for key in due:
-            attempt = kept[key]["attempts"] + 1
-            kept[key] = {"attempts": attempt, "last_request": now}
+        for attempt, name, key, job_name in chosen:
+            cursor[name][key] = {"attempts": attempt + 1, "last_request": now}
             requests.append(
                 dg.RunRequest(
+                    job_name=job_name,
                     partition_key=key,
-                    run_key=f"{key}#{attempt}@{now:.0f}",
-                    tags={ATTEMPT_TAG: str(attempt), REQUESTED_BY_TAG: "retry_sensor"},
+                    run_key=f"{name}:{key}#{attempt + 1}@{now:.0f}",
+                    tags={ATTEMPT_TAG: str(attempt + 1), REQUESTED_BY_TAG: "retry_sensor"},
                 )
             )
-        cursor = json.dumps({"attempts": kept}, sort_keys=True)
-        if requests:
-            context.log.info(f"requesting {len(requests)} retry run(s) of {spec.name}: {', '.join(due)}")
-            return dg.SensorResult(run_requests=requests, cursor=cursor)
-        waiting = len(kept) - len(exhausted)
-        return dg.SensorResult(
-            skip_reason=f"no failed partition due ({waiting} waiting or running, {len(exhausted)} exhausted)", cursor=cursor
+        summary = (
+            f"requested {len(requests)} retry run(s)"
+            + (f" ({', '.join(f'{name} {key} #{attempt + 1}' for attempt, name, key, _ in chosen)})" if chosen else "")
+            + f"; {waiting + postponed} failed partition(s) waiting for backoff, a running run or the next tick; "
+            + f"{len(exhausted_now)} exhausted"
+            + (f", newly: {', '.join(newly)}" if newly else "")
         )
+        (context.log.warning if newly else context.log.info)(summary)
+        state = json.dumps({"attempts": cursor}, sort_keys=True)
+        if requests:
+            return dg.SensorResult(run_requests=requests, cursor=state)
+        return dg.SensorResult(skip_reason=summary, cursor=state)
 
     return retry_failed

@@ -2,6 +2,7 @@
 
 import polars as pl
 
+from encord_assets.infos.files import MODALITIES
 from encord_assets.layout.paths import bookkeeping_key
 from encord_assets.ledger import Outcome
 from encord_assets.operations.exhausted import read_exhausted
@@ -63,6 +64,34 @@ def coverage(store: DatasetStore) -> pl.DataFrame:
         return pl.DataFrame(schema={"split": pl.String, "modality": pl.String, "source": pl.String, "rows": pl.UInt32})
     columns = ["split", "modality", "source", "rows", *OUTCOMES, "bytes_on_disk"]
     return pl.concat([p.select(columns) for p in parts], how="vertical_relaxed").sort("split", "modality", "source")
+
+
+def completeness_by_split(store: DatasetStore) -> pl.DataFrame:
+    """Per split: infos rows routed to a source, and how many are on disk, unavailable, failed or
+    not fetched yet (no manifest records them); `complete_pct` counts rows needing nothing more."""
+    tables = [t for modality in MODALITIES if modality != "text" for t in store.infos_tables(modality)]
+    schema = {"split": pl.String, "rows": pl.UInt32}
+    wanted = (
+        pl.concat([pl.scan_parquet(t).select("split", "source") for t in tables]).filter(pl.col("source").is_not_null())
+        .group_by("split").agg(pl.len().alias("rows")).collect()
+        if tables else pl.DataFrame(schema=schema)
+    )
+    manifests = read_manifests(store)
+    on_disk = pl.col("outcome").is_in([Outcome.PLACED.value, Outcome.ALREADY_PRESENT.value])
+    settled = manifests.group_by("split").agg(
+        on_disk.sum().alias("on_disk"),
+        *[(pl.col("outcome") == o).sum().alias(o) for o in (Outcome.UNAVAILABLE.value, Outcome.FAILED.value, Outcome.REJECTED.value)],
+        pl.len().alias("recorded"),
+    ) if manifests is not None else pl.DataFrame(schema={"split": pl.String})
+    table = wanted.join(settled, on="split", how="left").fill_null(0)
+    for column in ("on_disk", *(o.value for o in (Outcome.UNAVAILABLE, Outcome.FAILED, Outcome.REJECTED)), "recorded"):
+        if column not in table.columns:
+            table = table.with_columns(pl.lit(0, pl.UInt32).alias(column))
+    done = pl.col("on_disk") + pl.col(Outcome.UNAVAILABLE.value) + pl.col(Outcome.REJECTED.value)
+    return table.with_columns(
+        (pl.col("rows").cast(pl.Int64) - pl.col("recorded")).clip(lower_bound=0).alias("not_fetched"),
+        pl.when(pl.col("rows") > 0).then((100 * done / pl.col("rows")).round(1)).otherwise(100.0).alias("complete_pct"),
+    ).drop("recorded").sort("split")
 
 
 def unavailable_by_reason(store: DatasetStore) -> pl.DataFrame:

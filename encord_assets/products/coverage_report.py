@@ -8,7 +8,7 @@ import polars as pl
 from encord_assets.layout.paths import bookkeeping_key
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.exhausted import read_exhausted
-from encord_assets.products.coverage import coverage, problem_rows, unavailable_by_reason
+from encord_assets.products.coverage import completeness_by_split, coverage, problem_rows, unavailable_by_reason
 from encord_assets.sources.registry import SOURCES
 from encord_assets.store import DatasetStore
 
@@ -20,6 +20,7 @@ def report_key(name: str) -> str:
 def report_tables(store: DatasetStore) -> dict[str, pl.DataFrame]:
     return {
         "coverage": coverage(store),
+        "completeness_by_split": completeness_by_split(store),
         "unavailable_by_reason": unavailable_by_reason(store),
         "exhausted_partitions": read_exhausted(store).drop("manifest"),
         "problems": problem_rows(store),
@@ -31,7 +32,7 @@ def print_status(store: DatasetStore, problems_csv: Path | None = None) -> None:
     tables = report_tables(store)
     with pl.Config(tbl_rows=500, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(tables["coverage"])
-        for name in ("unavailable_by_reason", "exhausted_partitions"):
+        for name in ("completeness_by_split", "unavailable_by_reason", "exhausted_partitions"):
             if tables[name].height:
                 print(f"\n{name.replace('_', ' ')}:\n{tables[name]}")
     problems = tables["problems"]
@@ -65,8 +66,13 @@ def coverage_report(context: dg.AssetExecutionContext, store: DatasetStore) -> d
     table = tables["coverage"]
     totals = {c: int(table[c].sum()) for c in table.columns if c not in ("split", "modality", "source")} if table.height else {}
     context.log.info(f"coverage: {totals}")
+    splits = tables["completeness_by_split"]
     return dg.MaterializeResult(
         metadata={
+            # one number per split, so the asset's Plots tab charts each split's completeness over time
+            **{f"{row['split']} complete_pct": row["complete_pct"] for row in splits.iter_rows(named=True)},
+            **{f"{row['split']} not_fetched": row["not_fetched"] for row in splits.iter_rows(named=True)},
+            "completeness_by_split": table_metadata(splits),
             **{f"total_{name}": value for name, value in totals.items()},
             "coverage": table_metadata(table, limit=500),
             "unavailable_by_reason": table_metadata(tables["unavailable_by_reason"], limit=500),

@@ -11,7 +11,6 @@ import dagster as dg
 import polars as pl
 import remotezip
 import requests
-from PIL import Image
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
@@ -51,6 +50,8 @@ class IncompleteImage(Exception):
 
 def check_image(path, url: str) -> None:
     """A single GET has no checksum (the zip's members have CRCs): decode the image to know it is whole."""
+    from PIL import Image
+
     try:
         with Image.open(path) as image:
             image.load()

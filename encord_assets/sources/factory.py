@@ -8,7 +8,8 @@ import polars as pl
 from encord_assets.layout.plan import plan_partition
 from encord_assets.ledger import FetchLedger, PartitionFetch
 from encord_assets.progress import Progress
-from encord_assets.sources.partitions import source_partitions, split_mapping
+from encord_assets.infos.assets import split_partitions
+from encord_assets.sources.partitions import infos_mapping, source_partitions
 from encord_assets.sources.registry import SOURCES, SourceSpec
 from encord_assets.sources.work import PartitionWork
 
@@ -21,8 +22,7 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     partitions = source_partitions(spec)
-    # a source with its own partitions (archives) reads the rows of every split
-    mapping = dg.AllPartitionMapping() if spec.partitions is not None else split_mapping(partitions)
+    mapping = infos_mapping(partitions, split_partitions(spec.modality))
     ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=mapping)}
     if spec.index:
         ins["index"] = dg.AssetIn(spec.index)

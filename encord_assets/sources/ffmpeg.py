@@ -10,13 +10,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
-
 _lock = threading.Lock()
 _link_dir: Path | None = None
 
 
 def ffmpeg_exe() -> str:
+    import imageio_ffmpeg  # loaded by the first clip, not with the code location
+
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

@@ -14,17 +14,18 @@ import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import dagster as dg
 import polars as pl
-from huggingface_hub import HfApi, HfFileSystem
-from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
 from encord_assets.sources.zip_members import copy_members, index_members
+
+if TYPE_CHECKING:  # huggingface_hub loads when a fetcher first uses it, not with the code location
+    from huggingface_hub import HfApi, HfFileSystem
 
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 # zipfile reads a member's 30-byte local header, its name and extra field, then the data:
@@ -114,11 +115,15 @@ class HfDatasetSource(dg.ConfigurableResource):
     def retry(self) -> RetryPolicy:
         return RetryPolicy(self.attempts, self.backoff_seconds)
 
-    def filesystem(self) -> HfFileSystem:
+    def filesystem(self) -> "HfFileSystem":
+        from huggingface_hub import HfFileSystem
+
         # token=False, not None: never fall back to a token saved on this machine
         return HfFileSystem(endpoint=self.endpoint.rstrip("/"), token=self.token or False, skip_instance_cache=True)
 
-    def api(self) -> HfApi:
+    def api(self) -> "HfApi":
+        from huggingface_hub import HfApi
+
         return HfApi(endpoint=self.endpoint.rstrip("/"), token=self.token or False)
 
     def index_revision(self) -> str:
@@ -135,8 +140,10 @@ class HfDatasetSource(dg.ConfigurableResource):
         )
         return sorted((e.path, e.size) for e in entries if hasattr(e, "size") and fnmatch.fnmatch(e.path, pattern))
 
-    def open(self, fs: HfFileSystem, commit: str, path: str, size: int | None, log: FetchLedger | None, **options):
+    def open(self, fs: "HfFileSystem", commit: str, path: str, size: int | None, log: FetchLedger | None, **options):
         """Open `path` at `commit` for ranged reads; a missing file is `Unavailable`."""
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
         try:
             file = fs.open(hf_url(self.repo_id, commit, path), "rb", size=size, **options)
         except (FileNotFoundError, EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
@@ -184,7 +191,7 @@ class HfDatasetSource(dg.ConfigurableResource):
 
     def copy_zip_members(
         self,
-        fs: HfFileSystem,
+        fs: "HfFileSystem",
         commit: str,
         path: str,
         size: int | None,

@@ -12,7 +12,6 @@ from functools import partial
 
 import dagster as dg
 import polars as pl
-import pyarrow.parquet as pq
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
@@ -37,6 +36,8 @@ class ImageNetParquet(HfDatasetSource):
     max_image_bytes: int = 64 << 20
 
     def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
+        import pyarrow.parquet as pq
+
         def read(f, path: str, size: int) -> pl.DataFrame:
             parquet = pq.ParquetFile(f)
             paths = parquet.read(columns=["image.path"]).column("image").combine_chunks().field("path")
@@ -80,6 +81,8 @@ class ImageNetParquet(HfDatasetSource):
             list(pool.map(read_file, by_file.items()))
 
     def _read_row_groups(self, fs, commit: str, path: str, places: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLedger) -> None:
+        import pyarrow.parquet as pq
+
         with self.open(fs, commit, path, places["file_size"][0], log, cache_type="none") as f:
             parquet = self.retry.call(lambda: pq.ParquetFile(f))
             for (group,), at in places.partition_by("row_group", as_dict=True, maintain_order=True).items():

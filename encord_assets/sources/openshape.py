@@ -16,8 +16,6 @@ import io
 
 import polars as pl
 import requests
-from huggingface_hub import hf_hub_url
-from huggingface_hub.utils import build_hf_headers
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_index import ArchiveIndex
@@ -116,6 +114,9 @@ class OpenShapePoints(HfDatasetSource):
     def read_archive(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLedger) -> TarPass:
         """One streamed pass over the archive; `wanted` loses the keys it finds (so a retry
         looks only for the rest)."""
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.utils import build_hf_headers
+
         url = hf_hub_url(self.repo_id, path, repo_type="dataset", revision=commit, endpoint=self.endpoint.rstrip("/"))
         # requests drops the Authorization header when the Hub redirects to another host
         headers = build_hf_headers(token=self.token or False, library_name="encord-assets")

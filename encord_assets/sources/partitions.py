@@ -4,7 +4,13 @@ unless a source declares its own partitions (registry.OwnPartitions, e.g. upstre
 A row's shard depends only on its own target path and the source's fixed shard count, so
 keys never move when infos grow; a target shared by two splits or by an audio and a video
 row has the same shard everywhere.
+
+The shard dimension is dynamic: an infos asset adds the shards its rows fall in, so a
+source has partitions where it has rows, not `shards x splits` mostly empty ones (a shard with
+rows in one split only still has an empty partition in the other). Keys are only ever added.
 """
+
+import warnings
 
 import dagster as dg
 import polars as pl
@@ -13,34 +19,53 @@ import polars_hash as plh
 from encord_assets.infos.datasets import lookup
 
 
-def shard_width(shards: int) -> int:
-    return max(3, len(str(shards - 1)))
+def shards_name(source_name: str) -> str:
+    """Name of the dynamic partitions holding a hashed source's shards with rows."""
+    return f"{source_name}_shards"
 
 
-def shard_keys(shards: int) -> list[str]:
-    width = shard_width(shards)
-    return [f"{shard:0{width}d}" for shard in range(shards)]
-
-
-def hashed_partitions(shards: int, splits: tuple[str, ...]) -> dg.MultiPartitionsDefinition:
+def hashed_partitions(source_name: str, splits: tuple[str, ...]) -> dg.MultiPartitionsDefinition:
     return dg.MultiPartitionsDefinition(
         {
-            "shard": dg.StaticPartitionsDefinition(shard_keys(shards)),
+            "shard": dg.DynamicPartitionsDefinition(name=shards_name(source_name)),
             "split": dg.StaticPartitionsDefinition(list(splits)),
         }
     )
 
 
-def split_mapping(partitions: dg.MultiPartitionsDefinition) -> dg.StaticPartitionMapping:
-    """Each `<shard>|<split>` partition reads its split's infos partition.
+def add_shards(instance: dg.DagsterInstance, rows_by_partition: pl.DataFrame, specs) -> dict[str, int]:
+    """Register the shards of hashed sources that rows fall in (columns `source`, `partition_key`);
+    returns the number of new shards per source."""
+    added = {}
+    for spec in specs:
+        if spec.partitions is not None:
+            continue
+        keys = rows_by_partition.filter(pl.col("source") == spec.name)["partition_key"].drop_nulls()
+        shards = set(keys.str.split("|").list.first().to_list())
+        new = sorted(shards - set(instance.get_dynamic_partitions(shards_name(spec.name))))
+        if new:
+            instance.add_dynamic_partitions(shards_name(spec.name), new)
+            added[spec.name] = len(new)
+    return added
 
-    Dagster infers this only when the split dimension equals the infos asset's partitions, and a
-    source without EShot rows has fewer splits than its modality's infos asset.
+
+def infos_mapping(partitions: dg.PartitionsDefinition, infos_partitions: dg.PartitionsDefinition) -> dg.PartitionMapping:
+    """How a source partition depends on its modality's split-partitioned infos asset.
+
+    `<shard>|<split>` reads its split's partition when the split dimension is the infos asset's
+    partitions definition (the one shape the backfill daemon accepts beside all-to-all: it
+    refuses a StaticPartitionMapping into a multi-partitioned asset). A source whose splits are a
+    subset of the infos asset's (no EShot rows, or only EShot rows), and a source with its own
+    partitions (archives holding rows of every split), depend on every infos partition; their
+    rows are picked by partition key either way.
     """
-    by_split: dict[str, list[str]] = {}
-    for key in partitions.get_partition_keys():
-        by_split.setdefault(key.keys_by_dimension["split"], []).append(str(key))
-    return dg.StaticPartitionMapping(by_split)
+    if isinstance(partitions, dg.MultiPartitionsDefinition):
+        split = next(dim for dim in partitions.partitions_defs if dim.name == "split")
+        if split.partitions_def == infos_partitions:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="split")
+    return dg.AllPartitionMapping()
 
 
 def partition_key_expr(shards: pl.Expr) -> pl.Expr:
@@ -53,7 +78,7 @@ def partition_key_expr(shards: pl.Expr) -> pl.Expr:
 def source_partitions(spec) -> dg.PartitionsDefinition:
     if spec.partitions is not None:
         return dg.StaticPartitionsDefinition(list(spec.partitions.keys))
-    return hashed_partitions(spec.shards, spec.splits)
+    return hashed_partitions(spec.name, spec.splits)
 
 
 def source_partition_key_expr(specs) -> pl.Expr:

@@ -35,6 +35,8 @@ class SourceSpec:
     pool: str
     # column that locates a row upstream; rows without it have no upstream here
     locator: str = "file_id"
+    # which splits hold its rows: E-MM1's (100M, 1M) and/or EShot's
+    e_mm1: bool = True
     eshot: bool = False
     # an index asset (built by the fetcher's `build_index`) this source's asset takes as input `index`
     index: str | None = None
@@ -51,7 +53,7 @@ class SourceSpec:
     @property
     def splits(self) -> tuple[str, ...]:
         splits = splits_for(self.modality)
-        return splits if self.eshot else tuple(s for s in splits if s != "eshot")
+        return tuple(s for s in splits if (self.eshot if s == "eshot" else self.e_mm1))
 
     def __post_init__(self):
         assert self.dataset in DATASETS, self.dataset
@@ -74,7 +76,7 @@ SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("audio", "VGGSound", fetcher="youtube", shards=256, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "WavCaps", fetcher="youtube", shards=128, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "AudioCaps", fetcher="youtube", shards=64, pool="youtube", locator="youtube_id"),
-    SourceSpec("audio", "EShot", fetcher="youtube", shards=8, pool="youtube", locator="youtube_id", eshot=True),
+    SourceSpec("audio", "EShot", fetcher="youtube", shards=8, pool="youtube", locator="youtube_id", e_mm1=False, eshot=True),
     # Hashed shards spread rows over every 100-image row group, so each extra ImageNet shard
     # would re-read nearly all of them: one partition per split reads each row group once
     # (~146 GB for all of ImageNet train, within an hour at 50 MB/s).

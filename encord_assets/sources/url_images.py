@@ -16,14 +16,17 @@ Only http(s) URLs are handed over, and img2dataset reaches them through a proxy 
 loopback, link-local, private and multicast addresses unless allowed (`address_policy.py`).
 """
 
+import contextlib
 import math
 import multiprocessing
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 import dagster as dg
 import polars as pl
@@ -105,14 +108,40 @@ def _img2dataset(**options) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_img2dataset(**options) -> None:
-    """Run img2dataset in this process's main thread, or in a child process from any other thread."""
-    if threading.current_thread() is threading.main_thread():
-        _img2dataset(**options)
-        return
-    child = multiprocessing.get_context("spawn").Process(target=_img2dataset, kwargs=options)
-    child.start()
-    child.join()
+@contextlib.contextmanager
+def output_to(log: Callable[[str], None]):
+    """img2dataset and its worker processes print to file descriptors 1 and 2: collect what they
+    write while this block runs and hand it to `log` (the step log), not the terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log(f"img2dataset output:\n{text[-20000:]}")
+
+
+def run_img2dataset(log: Callable[[str], None], **options) -> None:
+    """Run img2dataset in this process's main thread, or in a child process from any other
+    thread; what it prints goes to `log`."""
+    with output_to(log):
+        if threading.current_thread() is threading.main_thread():
+            _img2dataset(**options)
+            return
+        child = multiprocessing.get_context("spawn").Process(target=_img2dataset, kwargs=options)
+        child.start()
+        child.join()
     if child.exitcode != 0:
         raise RuntimeError(f"img2dataset exited with status {child.exitcode}")
 
@@ -158,6 +187,7 @@ class UrlImages(dg.ConfigurableResource):
         proxy = VettingProxy(AddressPolicy.from_setting(self.allowed_networks), self.timeout_seconds, self.max_image_bytes)
         with proxy, proxy.as_environment():
             run_img2dataset(
+                work.log.info,
                 url_list=str(url_list),
                 input_format="parquet",
                 url_col="url",

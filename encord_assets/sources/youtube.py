@@ -17,9 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
-import yt_dlp
-from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import DownloadError, UnsupportedError, download_range_func
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.ffmpeg import ffmpeg_on_path, probe
@@ -77,6 +74,9 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 def translate(error: BaseException) -> BaseException:
     """The exception retry.py classifies for a yt-dlp error (HTTP statuses and transport errors as they came)."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import UnsupportedError
+
     chain = _causes(error)
     message = " | ".join(dict.fromkeys(str(e) for e in chain if str(e)))
     if BOT_CHECK.search(message):
@@ -195,6 +195,8 @@ class YoutubeClips(dg.ConfigurableResource):
             list(pool.map(fetch_clip, clips.items()))
 
     def _options(self, out: Path, start: float, end: float, ffmpeg: str, cookies: str | None) -> dict:
+        from yt_dlp.utils import download_range_func
+
         return {
             "outtmpl": str(out),
             "format": self.format,
@@ -235,6 +237,8 @@ class YoutubeClips(dg.ConfigurableResource):
         self, youtube_id: str, start: float, end: float, modality: str, out: Path, ffmpeg: str, cooldown: PoolCooldown, log: FetchLedger
     ) -> int:
         """One attempt at one clip; returns the staged clip's size."""
+        import yt_dlp  # here, not at import: the code location loads without it
+
         cooldown.wait()
         log.fetched(0)
         with tempfile.TemporaryDirectory(prefix="encord-assets-yt-") as private:
@@ -245,7 +249,7 @@ class YoutubeClips(dg.ConfigurableResource):
             try:
                 with yt_dlp.YoutubeDL(self._options(out, start, end, ffmpeg, str(cookies) if cookies else None)) as ydl:
                     ydl.download([self.url_template.format(youtube_id=youtube_id)])
-            except DownloadError as error:
+            except yt_dlp.utils.DownloadError as error:
                 raise translate(error) from None
         if not out.is_file():
             raise BrokenMedia("no_output", "yt-dlp finished without writing the clip")

@@ -5,20 +5,19 @@ import time
 import dagster as dg
 
 from encord_assets.operations.exhausted import read_exhausted
-from encord_assets.operations.retry_sensor import plan_retries
+from encord_assets.operations.retry_sensor import RETRY_SENSOR, plan_retries
 from encord_assets.operations.policy import Operations
 from encord_assets.products.coverage import problem_rows
 from encord_assets.products.coverage_report import write_reports
 from encord_assets.store import DatasetStore
 from encord_assets_tests.operations.support import failing, run_partition
 
-SENSOR = "retry_failed_image_coco"
 
 
 def evaluate(materializer, cursor=None) -> dg.SensorResult:
     defs = materializer.defs
     with dg.build_sensor_context(instance=materializer.instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
-        return defs.get_repository_def().get_sensor_def(SENSOR)(context)
+        return defs.get_repository_def().get_sensor_def(RETRY_SENSOR)(context)
 
 
 def test_a_failed_partition_is_requested_once_and_its_retry_succeeds(coco, sample_mirror, root):
@@ -30,7 +29,8 @@ def test_a_failed_partition_is_requested_once_and_its_retry_succeeds(coco, sampl
     first = evaluate(coco)
     assert [r.partition_key for r in first.run_requests] == [key]  # not the materialized one, nor any never run
     assert first.run_requests[0].tags["encord/retry_attempt"] == "1"
-    assert json.loads(first.cursor)["attempts"][key]["attempts"] == 1
+    assert first.run_requests[0].job_name == "fill_image_coco"
+    assert json.loads(first.cursor)["attempts"]["image_coco"][key]["attempts"] == 1
 
     # The retry runs while the mirror stalls every request; meanwhile the sensor ticks again.
     sample_mirror.set_faults(1.0, kinds=("stall",), path_prefix="/coco/", stall_seconds=2)
@@ -72,7 +72,8 @@ def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sampl
 
     last = evaluate(coco, cursor)
     assert not last.run_requests
-    assert "1 exhausted" in last.skip_reason.skip_message
+    assert f"1 exhausted, newly: image_coco {key}" in last.skip_reason.skip_message
+    assert "newly" not in evaluate(coco, last.cursor).skip_reason.skip_message  # said once
     exhausted = read_exhausted(DatasetStore(root=str(root)))
     assert exhausted.select("asset", "partition", "attempts").rows() == [("image_coco", key, 2)]
     problems = problem_rows(DatasetStore(root=str(root)))

@@ -29,6 +29,13 @@ def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(
     coverage = {r.data["source"]: r.data for r in metadata["coverage"].value.records if r.data["split"] == gone["split"]}
     assert coverage["image_coco"]["unavailable"] == 1
     assert [r.data["reason"] for r in metadata["unavailable_by_reason"].value.records] == ["http_404"]
+    # the split's completeness, from the report's metadata alone
+    routed = pl.read_parquet(root / "_encord_assets" / "tables" / "infos_image" / f"{gone['split']}.parquet").filter(pl.col("source").is_not_null())
+    assert metadata[f"{gone['split']} not_fetched"].value == routed.height - rows.height
+    expected_pct = round(100 * rows.height / routed.height, 1)  # on disk or unavailable: nothing more to do
+    assert metadata[f"{gone['split']} complete_pct"].value == expected_pct
+    (split_row,) = [r.data for r in metadata["completeness_by_split"].value.records if r.data["split"] == gone["split"]]
+    assert (split_row["rows"], split_row["on_disk"], split_row["unavailable"]) == (routed.height, rows.height - 1, 1)
     problems = pl.read_csv(metadata["problems_csv"].value)
     assert problems.select("target", "outcome", "error_class").rows() == [(gone["target"], "unavailable", "http_404")]
 
@@ -36,4 +43,16 @@ def test_the_report_and_status_show_coverage_reasons_and_a_problems_csv(
     assert main(["status", "--root", str(root), "--problems-csv", str(csv)]) == 0
     printed = capsys.readouterr().out
     assert "image_coco" in printed and "unavailable by reason" in printed and "http_404" in printed
+    assert "completeness by split" in printed
     assert pl.read_csv(csv).equals(problems)
+
+
+def test_a_source_has_partitions_where_its_rows_are(sample_mirror, instance, root):
+    materializer = Materializer(instance)
+    materializer.infos("image", "audio")
+    for name, modality in (("image_coco", "image"), ("audio_audioset", "audio"), ("audio_eshot", "audio")):
+        with_rows = materializer.source_partitions(root, name, modality)
+        shards = {key.split("|")[0] for key in with_rows}
+        keys = materializer.defs.get_assets_def(name).partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+        splits = {"eshot"} if name == "audio_eshot" else {"e-mm1_100m", "e-mm1_1m"}  # EShot rows only in its own split
+        assert set(keys) == {f"{shard}|{split}" for shard in shards for split in splits} and set(with_rows) <= set(keys)

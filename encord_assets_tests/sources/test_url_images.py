@@ -23,7 +23,7 @@ def test_rewrite_rules_replace_the_first_matching_prefix():
         rewrite_rules("http://no-arrow")
 
 
-def test_img2dataset_outcomes_for_each_error_kind(sample_mirror, tmp_path):
+def test_img2dataset_outcomes_for_each_error_kind(sample_mirror, tmp_path, capfd):
     """Real img2dataset against the mirror; it runs from a worker thread here, so this also
     covers the child-process path (the SIGINT handler needs the main thread)."""
     kinds = ["ok", "404", "403", "429", "500", "503", "garbage", "stall"]
@@ -43,8 +43,15 @@ def test_img2dataset_outcomes_for_each_error_kind(sample_mirror, tmp_path):
         allowed_networks=os.environ["URL_IMAGES_ALLOWED_NETWORKS"],
     )
     worker = threading.Thread(target=fetcher.fetch, args=(partition_work("image_googleconceptualcaptions", rows, log, tmp_path / "root"),))
+    capfd.readouterr()
     worker.start()
     worker.join()
+    printed = capfd.readouterr()
+    # img2dataset's own prints (and its workers') reach the terminal only inside the step log's
+    # message (this context's logger prints to the console)
+    terminal = printed.out + printed.err
+    assert terminal.count("Starting the downloading of this file") == 1
+    assert "img2dataset output:\nStarting the downloading of this file" in terminal
 
     results = {r["target"].split("/")[-1][:-4]: r for r in log.results().iter_rows(named=True)}
     assert results.keys() == set(kinds)
