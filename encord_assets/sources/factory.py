@@ -23,7 +23,7 @@ def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) ->
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     partitions = source_partitions(spec)
     # a source with its own partitions (archives) reads the rows of every split
-    mapping = dg.AllPartitionMapping() if spec.partitions is not None else split_mapping(partitions)
+    mapping = dg.AllPartitionMapping() if spec.partitions is not None else split_mapping()
     ins = {"infos": dg.AssetIn(f"infos_{spec.modality}", partition_mapping=mapping)}
     if spec.index:
         ins["index"] = dg.AssetIn(spec.index)

@@ -6,6 +6,8 @@ keys never move when infos grow; a target shared by two splits or by an audio an
 row has the same shard everywhere.
 """
 
+import warnings
+
 import dagster as dg
 import polars as pl
 import polars_hash as plh
@@ -31,16 +33,12 @@ def hashed_partitions(shards: int, splits: tuple[str, ...]) -> dg.MultiPartition
     )
 
 
-def split_mapping(partitions: dg.MultiPartitionsDefinition) -> dg.StaticPartitionMapping:
-    """Each `<shard>|<split>` partition reads its split's infos partition.
-
-    Dagster infers this only when the split dimension equals the infos asset's partitions, and a
-    source without EShot rows has fewer splits than its modality's infos asset.
-    """
-    by_split: dict[str, list[str]] = {}
-    for key in partitions.get_partition_keys():
-        by_split.setdefault(key.keys_by_dimension["split"], []).append(str(key))
-    return dg.StaticPartitionMapping(by_split)
+def split_mapping() -> dg.MultiToSingleDimensionPartitionMapping:
+    """Each `<shard>|<split>` partition reads its split's infos partition (a StaticPartitionMapping
+    says the same, but asset backfills refuse one whose downstream is multi-dimensional)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="split")
 
 
 def partition_key_expr(shards: pl.Expr) -> pl.Expr:

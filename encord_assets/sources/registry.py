@@ -32,7 +32,6 @@ class SourceSpec:
     pool: str
     # column that locates a row upstream; rows without it have no upstream here
     locator: str = "file_id"
-    eshot: bool = False
     # an index asset (built by the fetcher's `build_index`) this source's asset takes as input `index`
     index: str | None = None
     partitions: OwnPartitions | None = None
@@ -47,8 +46,10 @@ class SourceSpec:
 
     @property
     def splits(self) -> tuple[str, ...]:
-        splits = splits_for(self.modality)
-        return splits if self.eshot else tuple(s for s in splits if s != "eshot")
+        """Every split of the modality's infos, so that the split dimension equals the infos asset's
+        partitions (asset backfills need that mapping); a source's partitions of a split it has no
+        rows in stay empty."""
+        return splits_for(self.modality)
 
     def __post_init__(self):
         assert self.dataset in DATASETS, self.dataset
@@ -65,7 +66,7 @@ SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("audio", "VGGSound", fetcher="youtube", shards=256, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "WavCaps", fetcher="youtube", shards=128, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "AudioCaps", fetcher="youtube", shards=64, pool="youtube", locator="youtube_id"),
-    SourceSpec("audio", "EShot", fetcher="youtube", shards=8, pool="youtube", locator="youtube_id", eshot=True),
+    SourceSpec("audio", "EShot", fetcher="youtube", shards=8, pool="youtube", locator="youtube_id"),
     # Hashed shards spread rows over every 100-image row group, so each extra ImageNet shard
     # would re-read nearly all of them: one partition per split reads each row group once
     # (~146 GB for all of ImageNet train, within an hour at 50 MB/s).
@@ -82,7 +83,7 @@ SOURCES: tuple[SourceSpec, ...] = (
     # EShot's point rows are Objaverse shapes; which of the 160 archives holds an id is
     # learnt by reading the archives (sources/archive_index.py)
     SourceSpec(
-        "points", "Objaverse", fetcher="openshape", shards=1, pool="huggingface", eshot=True,
+        "points", "Objaverse", fetcher="openshape", shards=1, pool="huggingface",
         partitions=OwnPartitions(tuple(f"000-{n:03d}" for n in range(160))),
     ),
 )
