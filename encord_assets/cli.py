@@ -1,4 +1,4 @@
-"""The `encord-assets` command: demo, status, instance, mirror."""
+"""The `encord-assets` command: demo, status, instance, reshard, mirror."""
 
 import argparse
 import sys
@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     instance = commands.add_parser("instance", help="install the project's dagster.yaml and pool limits into DAGSTER_HOME")
     instance.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME")
 
+    reshard = commands.add_parser("reshard", help="re-key the manifests of sources whose shard count changed (nothing is fetched)")
+    reshard.add_argument("--root", type=Path, required=True)
+    reshard.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME")
+
     mirror = commands.add_parser("mirror", help="build and serve the upstream mirror for an infos folder")
     mirror.add_argument("--infos", type=Path, default=None)
     mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
@@ -42,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from encord_assets.operations.instance import prepare_instance
 
         return prepare_instance(args.dagster_home)
+    if args.command == "reshard":
+        from encord_assets.operations.reshard import run_reshard
+
+        return run_reshard(args.root, args.dagster_home)
     if args.command == "mirror":
         from encord_assets.demo import normalized_rows
         from encord_assets.infos.files import SAMPLE_INFOS_DIR
