@@ -127,9 +127,9 @@ def table(bandwidth: float, clips_per_hour: float) -> pl.DataFrame:
             minutes = [b / (bandwidth * MB) / 60 for b in upstream]
         records.append({
             "asset": spec.name, "rows (100M split)": n, "partitions": partitions,
-            "rows/partition min": min(sizes), "median": int(statistics.median(sizes)), "max": max(sizes),
+            "rows/partition min / median / max": f"{min(sizes):,} / {int(statistics.median(sizes)):,} / {max(sizes):,}",
             "upstream GB/partition (median)": round(statistics.median(upstream) / 1e9, 2),
-            "minutes/partition (median)": round(statistics.median(minutes), 1), "max": round(max(minutes), 1),
+            "minutes/partition median / max": f"{statistics.median(minutes):.1f} / {max(minutes):.1f}",
             "upstream TB total": round(n * per_row / 1e12 if spec.name != "points_objaverse" else 160 * OBJAVERSE_ARCHIVE_BYTES / 1e12, 2),
             "hours total (one worker)": round(sum(minutes) / 60, 1),
         })  # fmt: skip
