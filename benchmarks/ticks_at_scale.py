@@ -160,6 +160,7 @@ def measure(kind: str, config: Path, extra_env: dict[str, str], args) -> dict[st
             print(f"{kind}: populated in {time.perf_counter() - started:.0f} s", flush=True)
             times = tick_times(instance, args.asset)
         times["UI partition query (GraphQL)"] = graphql_time(home, args.asset, env)
+        print(f"{kind}: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in times.items()), flush=True)
         return times
     finally:
         shutil.rmtree(home, ignore_errors=True)
