@@ -26,7 +26,7 @@ from encord_assets.layout.plan import read_manifest
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.coco import coco_image
 from encord_assets.operations.instance import set_pool_limits
-from encord_assets.operations.loopback import Unavailable, local_postgres, local_redis
+from encord_assets.operations.loopback import Unavailable, local_postgres, local_redis, postgres_bin_dir, redis_server_bin
 from encord_assets_tests.processes import DAGSTER, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
@@ -35,9 +35,10 @@ TASK_ID_TAG = "dagster-celery/task_id"
 BACKFILL_PER_SOURCE = 2
 
 
-def servers_or_skip(context):
+def skip_without_servers() -> None:
     try:
-        return context()
+        postgres_bin_dir()
+        redis_server_bin()
     except Unavailable as error:
         print(f"SKIPPED: {error}")  # visible in the output, not only in the summary
         pytest.skip(str(error))
@@ -47,7 +48,8 @@ def servers_or_skip(context):
 def team_instance(sample_mirror, root, dagster_home, monkeypatch):
     """PostgreSQL + Redis up, deploy/celery/dagster.yaml in DAGSTER_HOME (monitoring every 2 s),
     retry sensor settings for a test, infos materialized; yields the open instance."""
-    with servers_or_skip(local_postgres) as postgres_url, servers_or_skip(local_redis) as redis_url:
+    skip_without_servers()
+    with local_postgres() as postgres_url, local_redis() as redis_url:
         config = yaml.safe_load((DEPLOY / "celery" / "dagster.yaml").read_text())
         config["run_monitoring"]["poll_interval_seconds"] = 2
         (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
