@@ -1,4 +1,4 @@
-"""The `encord-assets` command: demo, dev, status, instance, mirror, objectstore, settings."""
+"""The `encord-assets` command: demo, dev, status, instance, reshard, mirror, objectstore, settings."""
 
 import argparse
 import sys
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
     instance = commands.add_parser("instance", help="install the project's dagster.yaml and pool limits into DAGSTER_HOME")
     instance.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME")
+
+    reshard = commands.add_parser("reshard", help="re-key the manifests of sources whose shard count changed (nothing is fetched)")
+    reshard.add_argument("--root", required=True, help="a folder or s3://BUCKET/PREFIX")
+    reshard.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME")
 
     mirror = commands.add_parser("mirror", help="build and serve the upstream mirror for an infos folder")
     mirror.add_argument("--infos", type=Path, default=None)
@@ -72,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(markdown_table(sorted({s.section for s in SETTINGS})))
         return 0
+    if args.command == "reshard":
+        from encord_assets.operations.reshard import run_reshard
+
+        return run_reshard(args.root, args.dagster_home)
     if args.command == "mirror":
         from encord_assets.demo import normalized_rows
         from encord_assets.infos.files import SAMPLE_INFOS_DIR

@@ -101,6 +101,17 @@ SETTINGS: tuple[Setting, ...] = (
         "ENCORD_MAX_CLIP_SECONDS", DEFAULT_MAX_CLIP_SECONDS,
         "longest accepted clip (`end_time - start_time`); longer rows are rejected", "core", (("store", "max_clip_seconds"),),
     ),
+    # Read by the team deployments' dagster.yaml (deploy/), not by the code location.
+    Setting(
+        "DAGSTER_POSTGRES_URL", None,
+        "team instance (`deploy/*/dagster.yaml`): `postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB` (secret)", "deploy",
+        shown_default="-",
+    ),
+    Setting("DAGSTER_CELERY_BROKER_URL", None, "Celery runs (`deploy/celery/`): Redis URL of the broker", "deploy", shown_default="-"),
+    Setting(
+        "DAGSTER_CELERY_BACKEND_URL", None, "Celery runs (`deploy/celery/`): Redis URL of the task states", "deploy",
+        shown_default="-",
+    ),
     Setting(
         "ENCORD_SCRATCH_DIR", "", "object-storage ROOT: local folder for staging and cached tables", "store",
         (("store", "scratch_dir"),), shown_default="`<temp dir>/encord_assets_scratch`",

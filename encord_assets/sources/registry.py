@@ -67,12 +67,13 @@ POOL_LIMITS = {"youtube": 2, "huggingface": 4, "http": 4, "url_images": 2}
 
 SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("image", "COCO", fetcher="coco", shards=16, pool="http"),
-    # YouTube clips: shards sized for the real infos (InternVid ~millions of rows, EShot a few thousand),
-    # a partition is then a few hundred to a few thousand clips.
-    SourceSpec("video", "InternVid", fetcher="youtube", shards=2048, pool="youtube", locator="youtube_id"),
+    # YouTube clips: shards sized for the real infos (benchmarks/partition_sizing.py): about 1,000
+    # clips or fewer per partition, an hour at ~1,000 clips per hour per IP. InternVid (2048 ->
+    # 4096), VideoRefer (512 -> 1024) and AudioSet (1024 -> 3072) were re-sized: `encord-assets reshard`.
+    SourceSpec("video", "InternVid", fetcher="youtube", shards=4096, pool="youtube", locator="youtube_id"),
     SourceSpec("video", "Valor", fetcher="youtube", shards=1024, pool="youtube", locator="youtube_id"),
-    SourceSpec("video", "VideoRefer", fetcher="youtube", shards=512, pool="youtube", locator="youtube_id"),
-    SourceSpec("audio", "AudioSet", fetcher="youtube", shards=1024, pool="youtube", locator="youtube_id"),
+    SourceSpec("video", "VideoRefer", fetcher="youtube", shards=1024, pool="youtube", locator="youtube_id"),
+    SourceSpec("audio", "AudioSet", fetcher="youtube", shards=3072, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "VGGSound", fetcher="youtube", shards=256, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "WavCaps", fetcher="youtube", shards=128, pool="youtube", locator="youtube_id"),
     SourceSpec("audio", "AudioCaps", fetcher="youtube", shards=64, pool="youtube", locator="youtube_id"),
@@ -93,7 +94,7 @@ SOURCES: tuple[SourceSpec, ...] = (
     # EShot's point rows are Objaverse shapes; which of the 160 archives holds an id is
     # learnt by reading the archives (sources/archive_index.py)
     SourceSpec(
-        "points", "Objaverse", fetcher="openshape", shards=1, pool="huggingface", eshot=True,
+        "points", "Objaverse", fetcher="openshape", shards=1, pool="huggingface",
         partitions=OwnPartitions(tuple(f"000-{n:03d}" for n in range(160))),
     ),
 )

@@ -1,0 +1,178 @@
+"""Sensor and schedule ticks, and the UI's partition query, at the real partition counts.
+
+    uv run python benchmarks/ticks_at_scale.py [--asset audio_audioset] [--materialized 0.9] [--failed 20]
+
+For the largest source asset (audio_audioset: 3,072 shards x 3 splits = 9,216 partitions) the
+instance records a materialization for `--materialized` of its partitions and `--failed` failed
+runs; the infos table holds the asset's rows at E-MM1's size (benchmarks/partition_sizing.py).
+Then, on a PostgreSQL instance (deploy/postgres/dagster.yaml, a server on 127.0.0.1) and on the
+default SQLite instance as the baseline, it times: one tick of the asset's retry sensor, one tick
+of its fill schedule (every partition's status), one tick of every retry sensor (what a single
+sensor over all sources would do per tick), and the GraphQL query the UI's Partitions tab makes
+(PartitionHealthQuery), through a real dagster-webserver.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import requests
+
+from encord_assets.layout.paths import BOOKKEEPING_DIR
+from encord_assets.operations.instance import INSTANCE_YAML
+from encord_assets.operations.loopback import free_port, local_postgres
+from encord_assets.operations.fill import FILL_SENSOR
+from encord_assets.operations.retry_sensor import RETRY_SENSOR
+from encord_assets.sources.partitions import partition_key_expr, shards_name, source_partitions
+from encord_assets.sources.registry import source_by_name
+
+sys.path.insert(0, str(Path(__file__).parent))
+from partition_sizing import row_counts, synthetic_rows  # noqa: E402
+
+DEPLOY = Path(__file__).parents[1] / "deploy"
+REPEATS = 3
+
+PARTITION_HEALTH_QUERY = """
+query PartitionHealthQuery($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      id
+      partitionKeysByDimension { name type partitionKeys }
+      assetPartitionStatuses {
+        ... on DefaultPartitionStatuses { materializedPartitions materializingPartitions failedPartitions }
+        ... on MultiPartitionStatuses {
+          primaryDimensionName
+          ranges {
+            primaryDimStartKey primaryDimEndKey
+            secondaryDim { ... on DefaultPartitionStatuses { materializedPartitions materializingPartitions failedPartitions } }
+          }
+        }
+      }
+    }
+  }
+}"""
+
+
+def populate(instance: dg.DagsterInstance, root: Path, asset_name: str, materialized: float, failed: int) -> None:
+    spec = source_by_name(asset_name)
+    partitions = source_partitions(spec)
+    rows = synthetic_rows(spec, row_counts()[asset_name]).select(
+        source=pl.lit(asset_name), partition_key=partition_key_expr(pl.lit(spec.shards))
+    )
+    # at this size every shard holds rows: register them as the infos asset would
+    instance.add_dynamic_partitions(shards_name(asset_name), sorted(set(rows["partition_key"].str.split("|").list.first())))
+    keys = partitions.get_partition_keys(dynamic_partitions_store=instance)
+    done = keys[: int(len(keys) * materialized)]
+    for key in done:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset_name, partition=key))
+
+    # A stand-in with the asset's key and partitions that fails: real failed runs, as the sensor sees them.
+    @dg.asset(name=asset_name, partitions_def=partitions)
+    def stand_in() -> None:
+        raise RuntimeError("a failed partition for the benchmark")
+
+    for key in keys[len(done) : len(done) + failed]:
+        dg.materialize([stand_in], partition_key=key, instance=instance, raise_on_error=False)
+
+    table = root / BOOKKEEPING_DIR / "tables" / f"infos_{spec.modality}" / "e-mm1_100m.parquet"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    rows.write_parquet(table)
+
+
+def best_of(fn) -> float:
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def tick_times(instance: dg.DagsterInstance, asset_name: str) -> dict[str, float]:
+    from encord_assets.definitions import build_defs
+
+    defs = build_defs()
+    repository = defs.get_repository_def()
+
+    def sensor_tick(name: str):
+        with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
+            return repository.get_sensor_def(name)(context)
+
+    assert sensor_tick(RETRY_SENSOR).run_requests
+    return {
+        "retry sensor tick (every source)": best_of(lambda: sensor_tick(RETRY_SENSOR)),
+        "fill sensor tick (every source)": best_of(lambda: sensor_tick(FILL_SENSOR)),
+    }
+
+
+def graphql_time(home: Path, asset_name: str, env: dict[str, str]) -> float:
+    port = free_port()
+    log = home / "webserver.log"
+    command = [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "encord_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        query = {"query": PARTITION_HEALTH_QUERY, "variables": {"assetKey": {"path": [asset_name]}}}
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                answer = requests.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=120).json()
+                if answer.get("data", {}).get("assetNodeOrError", {}).get("assetPartitionStatuses"):
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(log.read_text()[-3000:])
+            time.sleep(1)
+        return best_of(lambda: requests.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=120).raise_for_status())
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def measure(kind: str, config: Path, extra_env: dict[str, str], args) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix=f"encord_ticks_{kind}_"))
+    root = home / "root"
+    shutil.copyfile(config, home / "dagster.yaml")
+    env = {**os.environ, **extra_env, "DAGSTER_HOME": str(home), "ROOT_DATA_PATH": str(root), "ENCORD_RETRY_BACKOFF_SECONDS": "0"}
+    os.environ.update(env)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            started = time.perf_counter()
+            populate(instance, root, args.asset, args.materialized, args.failed)
+            print(f"{kind}: populated in {time.perf_counter() - started:.0f} s", flush=True)
+            times = tick_times(instance, args.asset)
+        times["UI partition query (GraphQL)"] = graphql_time(home, args.asset, env)
+        print(f"{kind}: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in times.items()), flush=True)
+        return times
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--asset", default="audio_audioset")
+    parser.add_argument("--materialized", type=float, default=0.9)
+    parser.add_argument("--failed", type=int, default=20)
+    args = parser.parse_args()
+    partitions = source_by_name(args.asset).shards * len(source_by_name(args.asset).splits)
+    with local_postgres() as url:
+        postgres = measure("postgres", DEPLOY / "postgres" / "dagster.yaml", {"DAGSTER_POSTGRES_URL": url}, args)
+    sqlite = measure("sqlite", INSTANCE_YAML, {}, args)
+    print(f"\n{args.asset}: {partitions:,} partitions, {args.materialized:.0%} materialized, {args.failed} failed; best of {REPEATS}\n")
+    print("| measure | PostgreSQL s | SQLite s (baseline) | ratio |\n|---|---|---|---|")
+    for name, seconds in postgres.items():
+        print(f"| {name} | {seconds:.2f} | {sqlite[name]:.2f} | {seconds / sqlite[name]:.2f} |")
+    print(f"\n(median of the per-measure ratios: {statistics.median(postgres[n] / sqlite[n] for n in postgres):.2f})")
+
+
+if __name__ == "__main__":
+    main()
