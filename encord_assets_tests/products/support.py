@@ -1,11 +1,14 @@
 """A ROOT holding the bundled sample as if every source had run: infos tables, files and manifests,
 written through the store (fetching is covered by the sources' tests; products only read what is placed)."""
 
+import functools
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import polars as pl
+from PIL import Image
 
 from encord_assets.infos.files import MODALITIES, SAMPLE_INFOS_DIR, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
@@ -18,7 +21,14 @@ def sample_store(root) -> DatasetStore:
     return DatasetStore(root=str(root), scratch_dir=os.environ.get("ENCORD_SCRATCH_DIR", ""), upload_part_bytes=8 << 10)
 
 
+@functools.cache
 def content_of(target: str) -> bytes:
+    """A real small JPEG for images (exports read their size), distinct bytes otherwise."""
+    if target.endswith((".jpg", ".jpeg")):
+        digest = hashlib.sha256(target.encode()).digest()
+        buffer = io.BytesIO()
+        Image.new("RGB", (16 + digest[0] % 16, 8 + digest[1] % 8), tuple(digest[2:5])).save(buffer, "JPEG")
+        return buffer.getvalue()
     return f"bytes of {target}\n".encode() * 3
 
 
