@@ -24,7 +24,7 @@ def sample_store(root) -> DatasetStore:
 @functools.cache
 def content_of(target: str) -> bytes:
     """A real small JPEG for images (exports read their size), distinct bytes otherwise."""
-    if target.endswith((".jpg", ".jpeg")):
+    if target.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
         digest = hashlib.sha256(target.encode()).digest()
         buffer = io.BytesIO()
         Image.new("RGB", (16 + digest[0] % 16, 8 + digest[1] % 8), tuple(digest[2:5])).save(buffer, "JPEG")

@@ -21,7 +21,7 @@ def label_folder(label: pl.Expr) -> pl.Expr:
 def export(store: DatasetStore, name: str, files: pl.LazyFrame, out: Path, splits: list[str] | None) -> dict:
     rows = (
         files.select("split", "target", "file_name", "sha256", "labels")
-        .unique("target", keep="first")
+        .unique(["split", "target"], keep="first")
         .explode("labels", empty_as_null=True)
         .with_columns(
             pl.when(pl.col("labels").is_null())
