@@ -16,8 +16,9 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.products.releases import ReleaseError, release_key, release_table, resolve, sha256_file
+from encord_assets.products.releases import ReleaseError, release_key, release_table, resolve
 from encord_assets.store import DatasetStore
+from encord_assets.store.backends import sha256_of
 
 TABLES_DIR = "releases"
 THREADS = 8
@@ -40,34 +41,49 @@ def destinations(files: pl.LazyFrame, use_folders: bool) -> pl.LazyFrame:
     return files.select(dest.alias("dest"), "target", "sha256").unique("dest", keep="first")
 
 
-def pull_one(store: DatasetStore, folder: Path, dest: str, target: str, sha256: str, force: bool) -> str:
-    final = folder / dest
-    if not force and final.is_file() and sha256_file(final) == sha256:
-        return "already_correct"
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.pull-{uuid.uuid4().hex[:8]}")
+def is_correct(path: str, sha256: str) -> bool:
     try:
-        how = store.copy_to(target, temporary)
+        return sha256_of(path) == sha256
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return False
+
+
+def pull_one(store: DatasetStore, folder: Path, dest: str, target: str, sha256: str, force: bool) -> str:
+    final = os.path.join(folder, dest)
+    if not force and is_correct(final, sha256):
+        return "already_correct"
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    temporary = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.pull-{uuid.uuid4().hex[:8]}")
+    try:
+        how = store.copy_to(target, Path(temporary))
     except FileNotFoundError:
         return "missing_in_root"
     try:
-        if sha256_file(temporary) != sha256:
+        if not is_correct(temporary, sha256):
             return "changed_in_root"
         os.replace(temporary, final)
         return how
     finally:
-        temporary.unlink(missing_ok=True)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
 
 
 def lay_out(store: DatasetStore, folder: Path, planned: pl.LazyFrame, force: bool) -> tuple[Counter, list[tuple[str, str]]]:
     """Put every (dest, target, sha256) of `planned` at folder/dest; outcome counts and problem files."""
     counts, problems = Counter(), []
+
+    def run(rows: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+        # one task per thread and batch: a future per file costs more than checking an unchanged file
+        return [(target, pull_one(store, folder, dest, target, sha256, force)) for dest, target, sha256 in rows]
+
     with ThreadPoolExecutor(THREADS) as pool:
         for batch in planned.select("dest", "target", "sha256").collect_batches(chunk_size=BATCH_ROWS):
-            for target, outcome in pool.map(lambda row: (row[1], pull_one(store, folder, *row, force)), batch.iter_rows()):
-                counts[outcome] += 1
-                if outcome in PROBLEMS:
-                    problems.append((target, outcome))
+            rows = batch.rows()
+            for done in pool.map(run, [rows[n::THREADS] for n in range(THREADS)]):
+                for target, outcome in done:
+                    counts[outcome] += 1
+                    if outcome in PROBLEMS:
+                        problems.append((target, outcome))
     return counts, problems
 
 

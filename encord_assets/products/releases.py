@@ -11,7 +11,6 @@ A release is a folder of tables under ROOT/_encord_assets/releases/<name>/:
 """
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from encord_assets.products import items as item_tables
 from encord_assets.products import links
 from encord_assets.sources.registry import SOURCES
 from encord_assets.store import DatasetStore
+from encord_assets.store.backends import sha256_of
 
 LATEST = "latest"
 FILES_COLUMNS = (
@@ -85,11 +85,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def infos_checksums(infos_dir: Path) -> pl.DataFrame:
     """Every CSV and JSON file under the infos folder: what the release was made from."""
     files = sorted(p for p in Path(infos_dir).rglob("*") if p.is_file() and p.suffix in (".csv", ".json"))
@@ -97,7 +92,7 @@ def infos_checksums(infos_dir: Path) -> pl.DataFrame:
         {
             "path": [p.relative_to(infos_dir).as_posix() for p in files],
             "bytes": [p.stat().st_size for p in files],
-            "sha256": [sha256_file(p) for p in files],
+            "sha256": [sha256_of(p) for p in files],
         },
         schema={"path": pl.String, "bytes": pl.Int64, "sha256": pl.String},
     )
