@@ -93,4 +93,8 @@ class Materializer:
                 continue
             for key in self.source_partitions(spec.name, spec.modality):
                 self.run(spec.name, key)
+        from encord_assets.products.link_assets import PRODUCTS
+
+        for product in PRODUCTS:
+            self.run(product)
         self.run("coverage_report")
