@@ -105,9 +105,6 @@ def test_filters_licenses_and_diff(root, tmp_path, instance, capsys):
     assert main(["release", "create", "mit", "--license", "mit", "--root", str(root)]) == 0
     assert set(release_table(store, "mit", "files").collect()["dataset_license"]) == {"MIT"}
 
-    replace_in_root(store, "e-mm1_1m_only/image/197841.jpg", b"other bytes", tmp_path)
-    place = tmp_path / "again"
-    place.mkdir()
     capsys.readouterr()
     assert main(["release", "diff", "all", "images", "--json", "--root", str(root)]) == 0
     tables = json.loads(capsys.readouterr().out)
@@ -116,6 +113,18 @@ def test_filters_licenses_and_diff(root, tmp_path, instance, capsys):
     assert tables["added"] == [] and tables["changed"] == []
     assert main(["release", "show", "latest", "--root", str(root)]) == 0
     assert '"name": "mit"' in capsys.readouterr().out
+
+    # a re-fetch recorded the replacement in its manifest: the next release has the new content
+    changed = "e-mm1_1m_only/image/197841.jpg"
+    manifest = store.read_manifest("image_coco", "000|test")
+    store.write_manifest("image_coco", "000|test", manifest.with_columns(
+        pl.when(pl.col("target") == changed).then(pl.lit(hashlib.sha256(b"other bytes").hexdigest())).otherwise(pl.col("sha256")).alias("sha256")
+    ))
+    assert main(["release", "create", "after", "--root", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["release", "diff", "all", "after", "--json", "--root", str(root)]) == 0
+    tables = json.loads(capsys.readouterr().out)
+    assert [c["target"] for c in tables["changed"]] == [changed] and tables["added"] == tables["removed"] == []
     assert main(["release", "create", "latest", "--root", str(root)]) == 2
     assert main(["release", "create", "../escape", "--root", str(root)]) == 2
     assert not (root / BOOKKEEPING_DIR / "escape").exists()
