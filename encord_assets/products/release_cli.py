@@ -123,7 +123,7 @@ def show_list(store: DatasetStore, args: argparse.Namespace) -> int:
 
 def show(store: DatasetStore, args: argparse.Namespace) -> int:
     info = release_info(store, args.name)
-    print(json.dumps({k: v for k, v in info.items()}, indent=1))
+    print(json.dumps(info, indent=1))
     with PRINT:
         print(release_table(store, info["name"], "attribution").collect())
     return 0
