@@ -8,6 +8,8 @@ from encord_assets.layout.io_manager import DatasetIOManager
 from encord_assets.layout.tables import TableIOManager
 from encord_assets.operations.definitions import operations_definitions
 from encord_assets.products.captions import captions
+from encord_assets.products.link_assets import LINK_ASSETS
+from encord_assets.products.release_asset import release
 from encord_assets.settings import resource_config
 from encord_assets.sources.factory import SOURCE_ASSETS
 from encord_assets.sources.resources import fetcher_resources
@@ -18,7 +20,7 @@ def build_defs() -> dg.Definitions:
     """Definitions whose optional settings come from the environment as it is now."""
     store = default_store()
     core = dg.Definitions(
-        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions],
+        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions, *LINK_ASSETS, release],
         resources={
             "store": store,
             "infos_dir": InfosDir(**resource_config("infos_dir")),

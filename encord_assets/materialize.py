@@ -127,4 +127,8 @@ class Materializer:
             progress = AssetProgress(spec.name, len(keys), self.say)
             for key in keys:
                 progress.done(self.run(spec.name, key))
+        from encord_assets.products.link_assets import PRODUCTS
+
+        for product in PRODUCTS:
+            self.run(product)
         self.run("coverage_report")

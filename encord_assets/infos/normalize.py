@@ -39,7 +39,7 @@ REQUIRED_COLUMNS = {
     "points": ("source_dataset", "file_id", "file_name", "save_folder"),
     "text": ("caption",),
 }
-OPTIONAL_COLUMNS = ("youtube_id", "start_time", "end_time", "file_id")
+OPTIONAL_COLUMNS = ("youtube_id", "start_time", "end_time", "file_id", "dataset_license")
 
 REJECT_SCHEMA = {
     "infos_file": pl.String,
@@ -56,6 +56,7 @@ ROW_COLUMNS = (
     "infos_row",
     "row_id",
     "source_dataset",
+    "dataset_license",
     "source",
     "file_id",
     "youtube_id",
@@ -87,6 +88,7 @@ ROW_SCHEMA = {
     "infos_row": pl.Int64,
     "row_id": pl.Int64,
     "source_dataset": pl.String,
+    "dataset_license": pl.String,
     "source": pl.String,
     "file_id": pl.String,
     "youtube_id": pl.String,
@@ -262,7 +264,7 @@ def normalize(
             # when/then, not replace(): polars cannot stream replace over a whole column
             *[
                 pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
-                for c in ("youtube_id", "file_id")
+                for c in ("youtube_id", "file_id", "dataset_license")
             ],
         )
 

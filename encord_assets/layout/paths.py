@@ -5,6 +5,7 @@ infos row or an upstream archive is checked here before it can reach the filesys
 """
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -53,8 +54,15 @@ def unsafe_component_reason(value: pl.Expr) -> pl.Expr:
     )
 
 
+# Names made only of these characters are safe by every rule of unsafe_component_reason: the common
+# case is decided without building a polars expression (~0.3 ms a call, which dominates bulk copies).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+=,@-]{1,%d}" % MAX_NAME_BYTES)
+
+
 def check_component(value: str) -> str:
     """Return `value` if it is a single safe path component, else raise UnsafePath."""
+    if PLAIN_NAME.fullmatch(value) and value not in (".", ".."):
+        return value
     reason = pl.select(unsafe_component_reason(pl.lit(value, dtype=pl.String))).item()
     if reason is not None:
         raise UnsafePath(f"{value!r} is not a safe file or folder name: {reason}")

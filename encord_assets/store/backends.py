@@ -100,6 +100,16 @@ class LocalBackend:
     def sha256(self, key: str) -> str:
         return sha256_of(self._path(key))
 
+    def copy_out(self, key: str, dest: Path) -> str:
+        source = self._path(key)
+        try:
+            os.link(source, dest)
+            return "linked"
+        except OSError:
+            # another filesystem, or one without hard links
+            shutil.copyfile(source, dest)
+            return "copied"
+
     def staging_base(self) -> Path:
         return self.root
 
@@ -269,6 +279,10 @@ class ObjectBackend:
         if not path.is_file():
             write_atomically(path, lambda tmp: self.fs.get_file(self._path(key), str(tmp)))
         return path
+
+    def copy_out(self, key: str, dest: Path) -> str:
+        self.fs.get_file(self._path(key), str(dest))
+        return "downloaded"
 
     def abort_uploads(self, keys: set[str]) -> int:
         """Abort multipart uploads to `keys` left by runs that were killed mid-upload."""

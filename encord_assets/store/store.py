@@ -121,6 +121,11 @@ class DatasetStore(dg.ConfigurableResource):
         with self.backend.local_file(layout_key(target)) as path:
             yield path
 
+    def copy_to(self, target: str, dest: Path) -> str:
+        """Put the target's bytes at local path `dest` (which must not exist): a hard link when ROOT is a
+        folder on the same filesystem, else a copy or a download. Returns linked, copied or downloaded."""
+        return self.backend.copy_out(layout_key(target), Path(dest))
+
     # --- staging
 
     def staging_dir(self, asset_name: str, partition_key: str, run_id: str, instance: dg.DagsterInstance) -> tuple[Path, bool]:

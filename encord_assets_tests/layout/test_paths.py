@@ -2,7 +2,9 @@ import os
 
 import pytest
 
-from encord_assets.layout.paths import UnsafePath, check_component, layout_key
+import polars as pl
+
+from encord_assets.layout.paths import PLAIN_NAME, UnsafePath, check_component, layout_key, unsafe_component_reason
 from encord_assets.store import DatasetStore
 
 
@@ -37,3 +39,9 @@ def test_a_symlink_inside_root_cannot_lead_outside(tmp_path):
     refused, placed = store.place_all(staged)
     assert isinstance(refused, UnsafePath) and not list(outside.iterdir())
     assert placed == ("placed", 1) and (root / "shared" / "video" / "a.mp4").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "n01440764_10026.JPEG", "-x_y=1,2@3+4.mp4", "a" * 255, ".hidden"])
+def test_names_the_fast_path_accepts_pass_every_rule(name):
+    assert PLAIN_NAME.fullmatch(name)
+    assert pl.select(unsafe_component_reason(pl.lit(name, dtype=pl.String))).item() is None

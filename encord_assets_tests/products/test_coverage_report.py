@@ -51,7 +51,7 @@ def test_a_source_has_partitions_where_its_rows_are(sample_mirror, instance, roo
     materializer = Materializer(instance)
     materializer.infos("image", "audio")
     for name, modality in (("image_coco", "image"), ("audio_audioset", "audio"), ("audio_eshot", "audio")):
-        with_rows = materializer.source_partitions(root, name, modality)
+        with_rows = materializer.source_partitions(name, modality)
         shards = {key.split("|")[0] for key in with_rows}
         keys = materializer.defs.get_assets_def(name).partitions_def.get_partition_keys(dynamic_partitions_store=instance)
         splits = {"eshot"} if name == "audio_eshot" else {"e-mm1_100m", "e-mm1_1m"}  # EShot rows only in its own split

@@ -128,3 +128,25 @@ def test_a_killed_run_on_object_storage_is_cleaned_up_by_the_next_run(s3_root, o
     assert set(manifest["outcome"]) <= {"placed", "already_present"}
     store = store_for(s3_root)
     assert all(store.sha256(t) == sha for t, sha in manifest.select("target", "sha256").iter_rows())
+
+
+def test_copy_to_links_on_a_local_root_and_downloads_from_a_bucket(any_root, tmp_path):
+    store = store_for(any_root)
+    data = os.urandom(20_000)
+    store.place_all([staged_file(tmp_path, "a.part", data, "shared/image/a.jpg")])
+    dest = tmp_path / "out" / "a.jpg"
+    dest.parent.mkdir()
+    how = store.copy_to("shared/image/a.jpg", dest)
+    assert dest.read_bytes() == data
+    if store.is_local:
+        assert how == "linked" and os.stat(dest).st_ino == os.stat(any_root / "shared/image/a.jpg").st_ino
+    else:
+        assert how == "downloaded"
+    missing = tmp_path / "out" / "missing.jpg"
+    try:
+        store.copy_to("shared/image/missing.jpg", missing)
+    except FileNotFoundError:
+        pass
+    else:
+        raise AssertionError("a missing target must raise FileNotFoundError")
+    assert not missing.exists()
