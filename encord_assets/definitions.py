@@ -10,6 +10,7 @@ from encord_assets.operations.definitions import operations_definitions
 from encord_assets.products.captions import captions
 from encord_assets.settings import InfosDir, default_store, setting
 from encord_assets.sources.factory import SOURCE_ASSETS
+from encord_assets.sources.openimages_assets import OPENIMAGES_TABLE_ASSETS
 from encord_assets.sources.resources import fetcher_resources
 
 
@@ -17,7 +18,7 @@ def build_defs() -> dg.Definitions:
     """Definitions whose optional settings come from the environment as it is now."""
     store = default_store()
     core = dg.Definitions(
-        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions],
+        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, *OPENIMAGES_TABLE_ASSETS, captions],
         resources={
             "store": store,
             "infos_dir": InfosDir(path=setting("ENCORD_INFOS_DIR", str(SAMPLE_INFOS_DIR))),

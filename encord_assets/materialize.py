@@ -79,7 +79,25 @@ class Materializer:
                 self.run(spec.name, key)
                 index.refresh()
 
-    def everything(self) -> None:
+    def openimages(self) -> None:
+        """Open Images: the class list (it adds the chosen classes' partitions), each configured split's
+        annotation table, then every (class, split) partition with annotations."""
+        from encord_assets.sources.openimages import SPLITS
+        from encord_assets.sources.registry import SOURCES
+
+        spec = next(spec for spec in SOURCES if spec.fetcher == "openimages")
+        if not self.run("openimages_classes").success:
+            return
+        classes = self.store.read_table("openimages_classes").filter("chosen")
+        for split in [s.strip() for s in os.environ.get("OPENIMAGES_SPLITS", ",".join(SPLITS)).split(",") if s.strip()]:
+            if not self.run("openimages_annotations", split).success:
+                continue
+            table = self.store.read_table("openimages_annotations", split)
+            for mid, folder in classes.select("mid", "folder").iter_rows():
+                if table is not None and table.filter(pl.col("LabelName") == mid).height:
+                    self.run(spec.name, f"{folder}|{split}")
+
+    def everything(self, openimages: bool = False) -> None:
         from encord_assets.sources.registry import SOURCES
 
         self.infos()
@@ -93,4 +111,6 @@ class Materializer:
                 continue
             for key in self.source_partitions(spec.name, spec.modality):
                 self.run(spec.name, key)
+        if openimages:
+            self.openimages()
         self.run("coverage_report")

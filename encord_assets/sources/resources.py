@@ -6,6 +6,7 @@ from encord_assets.sources.youtube import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, 
 from encord_assets.sources.flickr30k import Flickr30kZip
 from encord_assets.sources.hf import DEFAULT_ENDPOINT
 from encord_assets.sources.imagenet import ImageNetParquet
+from encord_assets.sources.openimages import LABEL_TYPES, SPLITS, OpenImages
 from encord_assets.sources.openshape import REPO_ID as OPENSHAPE_REPO_ID
 from encord_assets.sources.openshape import OpenShapePoints
 from encord_assets.sources.url_images import UrlImages
@@ -47,6 +48,19 @@ def fetcher_resources() -> dict:
             retries=setting("URL_IMAGES_RETRIES", 1),
             user_agent=setting("URL_IMAGES_USER_AGENT", "encord-assets"),
             url_rewrite=setting("URL_IMAGES_REWRITE", ""),
+        ),
+        "openimages": OpenImages(
+            annotations_url=setting("OPENIMAGES_ANNOTATIONS_URL", "https://storage.googleapis.com/openimages"),
+            images_url=setting("OPENIMAGES_IMAGES_URL", "https://open-images-dataset.s3.amazonaws.com"),
+            classes=setting("OPENIMAGES_CLASSES", ""),
+            splits=setting("OPENIMAGES_SPLITS", ",".join(SPLITS)),
+            label_types=setting("OPENIMAGES_LABEL_TYPES", ",".join(LABEL_TYPES)),
+            max_samples=setting("OPENIMAGES_MAX_SAMPLES", 0),
+            seed=setting("OPENIMAGES_SEED", 0),
+            folder=setting("OPENIMAGES_FOLDER", "OID_V6"),
+            threads=setting("OPENIMAGES_THREADS", 8),
+            timeout_seconds=setting("OPENIMAGES_TIMEOUT_SECONDS", 60.0),
+            attempts=setting("OPENIMAGES_ATTEMPTS", 4),
         ),
         "openshape": OpenShapePoints(
             repo_id=setting("OPENSHAPE_REPO", OPENSHAPE_REPO_ID),
