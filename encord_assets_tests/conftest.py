@@ -37,7 +37,7 @@ def _isolated_environment(tmp_path, dagster_home, monkeypatch):
     # processes it starts) from its own folder so a demo run in the checkout cannot steer them.
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
-        if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_", "URL_IMAGES_", "AWS_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
+        if name.startswith(("ENCORD_", "COCO_", "HF_", "YOUTUBE_", "GCC_", "OPENSHAPE_", "OPENIMAGES_", "URL_IMAGES_", "AWS_")) or name in ("ROOT_DATA_PATH", "DAGSTER_HOME"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("ROOT_DATA_PATH", str(tmp_path / "root"))

@@ -41,11 +41,12 @@ def mask_bytes(mask_path: str, box: tuple[float, float, float, float] | None) ->
     width, height = MASK_SIZE
     image = Image.new("L", MASK_SIZE, 0)
     x0, x1, y0, y1 = box if box and None not in box else (0.25, 0.75, 0.25, 0.75)
-    ImageDraw.Draw(image).rectangle([x0 * (width - 1), y0 * (height - 1), x1 * (width - 1), y1 * (height - 1)], fill=255)
-    # a few noisy pixels make every mask's bytes its own
+    left, top, right, bottom = int(x0 * (width - 1)), int(y0 * (height - 1)), int(x1 * (width - 1)), int(y1 * (height - 1))
+    ImageDraw.Draw(image).rectangle([left, top, right, bottom], fill=255)
+    # a few holes inside the box make every mask's bytes its own
     rng = random.Random(seed_of(mask_path))
     for _ in range(8):
-        image.putpixel((rng.randrange(width), rng.randrange(height)), rng.choice((0, 255)))
+        image.putpixel((rng.randint(left, right), rng.randint(top, bottom)), 0)
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
@@ -67,9 +68,12 @@ def write_mask_zip(path: Path, needed: dict[str, bytes], decoys: int, first_char
     tmp.replace(path)
 
 
-def build(csv_dir: Path, content_dir: Path, decoys: int = 40, missing_images: tuple[str, ...] = ()) -> dict[str, list[str]]:
+def build(
+    csv_dir: Path, content_dir: Path, decoys: int = 40, decoys_by_zip: dict[str, int] | None = None, missing_images: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
     """Serve the CSVs of `csv_dir` (upstream file names, flat) with their images and masks; returns
-    the upstream files found and absent. `missing_images` are left out of the image bucket (404)."""
+    the upstream files found and absent. Each mask zip holds `decoys` unneeded members (or
+    `decoys_by_zip[<hex char>]`); `missing_images` are left out of the image bucket (404)."""
     csv_dir = Path(csv_dir)
     root = content_dir / PREFIX
     found, absent = [], []
@@ -97,7 +101,7 @@ def build(csv_dir: Path, content_dir: Path, decoys: int = 40, missing_images: tu
             box = tuple(float(row[c]) if row.get(c) else None for c in ("BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"))
             by_zip[mask_zip(split, row["MaskPath"])][row["MaskPath"]] = mask_bytes(row["MaskPath"], box)
         for (archive, needed), first_char in zip(by_zip.items(), HEX, strict=True):
-            write_mask_zip(root / "annotations" / archive, needed, decoys, first_char)
+            write_mask_zip(root / "annotations" / archive, needed, (decoys_by_zip or {}).get(first_char, decoys), first_char)
     return {"found": found, "absent": absent}
 
 

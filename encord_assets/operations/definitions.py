@@ -1,6 +1,8 @@
 """Everything operational, generated from the registry: per source asset a fill job, a retry
 sensor, a fill schedule and checks; a check per infos asset; the coverage report."""
 
+import importlib
+
 import dagster as dg
 
 from encord_assets.infos.assets import INFOS_ASSETS
@@ -12,6 +14,12 @@ from encord_assets.operations.settings import operations_resource
 from encord_assets.products.coverage_report import coverage_report
 
 
+def own_checks(spec, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    """Checks a source with its own asset module adds (`build_checks(spec, asset)`), if any."""
+    module = importlib.import_module(f"encord_assets.sources.{spec.fetcher}_assets")
+    return module.build_checks(spec, asset) if hasattr(module, "build_checks") else []
+
+
 def operations_definitions() -> dg.Definitions:
     jobs, sensors, schedules, checks = [], [], [], []
     for spec, asset in source_assets():
@@ -20,6 +28,8 @@ def operations_definitions() -> dg.Definitions:
         sensors.append(build_retry_sensor(spec, asset, job))
         schedules.append(build_fill_schedule(spec, asset, job))
         checks.extend(build_source_checks(spec, asset))
+        if not spec.from_infos:
+            checks.extend(own_checks(spec, asset))
     checks.extend(build_infos_check(infos_asset) for infos_asset in INFOS_ASSETS)
     return dg.Definitions(
         assets=[coverage_report],

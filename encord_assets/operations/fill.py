@@ -38,10 +38,11 @@ def build_fill_schedule(spec: SourceSpec, asset: dg.AssetsDefinition, job) -> dg
         description=f"Requests a run for every partition of {spec.name} that has rows and is missing or failed (capped per tick).",
     )
     def fill(context: dg.ScheduleEvaluationContext, operations: Operations, store: DatasetStore):
-        with_rows = partitions_with_rows(store, spec.name, spec.modality)
+        statuses = partition_statuses(context.instance, asset)
+        # a source whose rows come from its own tables (Open Images) has rows in every partition it declares
+        with_rows = partitions_with_rows(store, spec.name, spec.modality) if spec.from_infos else list(statuses)
         if with_rows is None:
             return dg.SkipReason(f"no infos_{spec.modality} table under {store.uri('')}: materialize infos_{spec.modality} first")
-        statuses = partition_statuses(context.instance, asset)
         # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
         candidates = list(statuses) if None in with_rows else with_rows
         wanted = [key for key in candidates if key in statuses and statuses[key] in WANTED]

@@ -13,9 +13,12 @@ Layout, under ROOT/<folder>/ (default OID_V6): `csv/class-descriptions-boxable.c
 upstream's names (`train`, `validation`, `test`), as the bucket keys and the official downloader do.
 """
 
+import warnings
+
 import dagster as dg
 import polars as pl
 import polars_hash as plh
+from PIL import Image
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.factory import STEP_RETRY, fetch_partition
@@ -231,14 +234,19 @@ def annotation_csv(annotations: pl.DataFrame, folder: str, split: str, class_key
     return with_paths.write_csv()
 
 
+def split_of_partition() -> dg.PartitionMapping:
+    """Each (class, split) partition reads its split's annotation table (the mapping is marked beta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="split")
+
+
 def build_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
         partitions_def=dg.MultiPartitionsDefinition({"class": CLASS_PARTITIONS, "split": SPLIT_PARTITIONS}),
         ins={
-            "annotations": dg.AssetIn(
-                "openimages_annotations", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="split")
-            ),
+            "annotations": dg.AssetIn("openimages_annotations", partition_mapping=split_of_partition()),
             "classes": dg.AssetIn("openimages_classes"),
         },
         io_manager_key="dataset_io_manager",
@@ -265,3 +273,63 @@ def build_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 
 
 OPENIMAGES_TABLE_ASSETS = [openimages_classes, openimages_annotations]
+
+
+# a mask's pixels may spill this far (a fraction of the image side) past its box
+MASK_BOX_TOLERANCE = 0.05
+
+
+def mask_box_problem(store: DatasetStore, target: str, box: tuple | None) -> str | None:
+    """Why a placed mask does not fit its box (None when it does): not a one-band image, empty, or
+    drawn outside the box; masks are compared in fractions of their own size (they are larger than
+    the rescaled images)."""
+    if box is None or None in box:
+        return "no box for this mask in the annotation CSV"
+    try:
+        with store.local_file(target) as path, Image.open(path) as mask:
+            mask.load()
+            if len(mask.getbands()) != 1:
+                return f"a mask has one band, this one {mask.mode}"
+            width, height = mask.size
+            bbox = mask.point(lambda v: 255 if v else 0).getbbox()
+    except OSError as error:
+        return f"not a decodable mask: {error}"
+    if bbox is None:
+        return "empty mask"
+    x0, x1, y0, y1 = box
+    left, top, right, bottom = bbox[0] / width, bbox[1] / height, bbox[2] / width, bbox[3] / height
+    tol = MASK_BOX_TOLERANCE
+    if left < x0 - tol or right > x1 + tol or top < y0 - tol or bottom > y1 + tol:
+        return f"mask spans x {left:.2f}-{right:.2f}, y {top:.2f}-{bottom:.2f}, outside its box x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f}"
+    return None
+
+
+def build_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    from encord_assets.operations.checks import check_result, each_file, files_on_disk, partitioned_check
+
+    @partitioned_check(
+        asset=asset,
+        name="masks_match_boxes",
+        partitions_def=asset.partitions_def,
+        description="Every placed mask is a one-band image whose pixels lie within its box (annotation CSV).",
+    )
+    def masks_match_boxes(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> dg.AssetCheckResult:
+        rows = files_on_disk(store, spec.name, context.partition_key)
+        if rows is None:
+            return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
+        csv = rows.filter(pl.col("target").str.ends_with("_annotations.csv"))["target"].to_list()
+        table = store.read_csv(csv[0]) if csv else None
+        boxes = {}
+        if table is not None and table.height:
+            for mask, *box in table.filter(pl.col("kind") == "mask").select("mask_path", "XMin", "XMax", "YMin", "YMax").iter_rows():
+                boxes[mask] = tuple(float(v) if v else None for v in box)
+        masks = rows.filter(pl.col("modality") == "mask")
+
+        def test(row: dict) -> str | None:
+            # the CSV's paths are relative to the OID folder: masks/<split>/<MaskPath>
+            return mask_box_problem(store, row["target"], boxes.get("masks/" + row["target"].split("/masks/", 1)[1]))
+
+        return check_result(each_file(masks, test), masks.height, "fit their boxes")
+
+    return [masks_match_boxes]
+
