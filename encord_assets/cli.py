@@ -15,6 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--root", default="data", help="ROOT of the layout: a folder or s3://BUCKET/PREFIX (default ./data)")
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
+    demo.add_argument(
+        "--openimages", type=Path, default=None, help="folder of official-format Open Images CSVs (default: the bundled sample)"
+    )
+    demo.add_argument("--openimages-classes", default=None, help='Open Images classes, names or MIDs (default with the sample: "Handgun,Cat")')
+    demo.add_argument("--no-openimages", action="store_true", help="leave Open Images out")
 
     status = commands.add_parser("status", help="coverage tables from the manifests under ROOT (as the coverage_report asset)")
     status.add_argument("--root", default="data", help="a folder or s3://BUCKET/PREFIX")
@@ -38,8 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         from encord_assets.demo import run_demo
+        from encord_assets.mirror import openimages
 
-        return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
+        if args.openimages is not None and args.openimages_classes is None:
+            parser.error("--openimages DIR needs --openimages-classes")
+        oi_dir = None if args.no_openimages else (args.openimages or openimages.SAMPLE_DIR)
+        return run_demo(
+            args.infos, args.root, args.dagster_home, args.mirror_dir, oi_dir, args.openimages_classes or openimages.SAMPLE_CLASSES
+        )
     if args.command == "status":
         from encord_assets.products.coverage_report import print_status
         from encord_assets.store import DatasetStore

@@ -55,9 +55,9 @@ def mask_bytes(mask_path: str, box: tuple[float, float, float, float] | None) ->
 DECOY = mask_bytes("decoy", (0.1, 0.2, 0.1, 0.2))
 
 
-def write_mask_zip(path: Path, needed: dict[str, bytes], decoys: int, first_char: str) -> None:
-    """Needed members scattered among `decoys` unneeded ones, all stored (PNGs do not deflate)."""
-    names = {f"{first_char}{n:015x}_m0decoy_{n:016x}.png": DECOY for n in range(decoys)}
+def write_mask_zip(path: Path, needed: dict[str, bytes], decoys: int, first_char: str, decoy: bytes = DECOY) -> None:
+    """Needed members scattered among `decoys` unneeded ones (each `decoy`), all stored (PNGs do not deflate)."""
+    names = {f"{first_char}{n:015x}_m0decoy_{n:016x}.png": decoy for n in range(decoys)}
     members = needed | {name: data for name, data in names.items() if name not in needed}
     order = sorted(members, key=lambda name: seed_of(name))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,11 +69,16 @@ def write_mask_zip(path: Path, needed: dict[str, bytes], decoys: int, first_char
 
 
 def build(
-    csv_dir: Path, content_dir: Path, decoys: int = 40, decoys_by_zip: dict[str, int] | None = None, missing_images: tuple[str, ...] = ()
+    csv_dir: Path,
+    content_dir: Path,
+    decoys: int = 40,
+    decoys_by_zip: dict[str, int] | None = None,
+    missing_images: tuple[str, ...] = (),
+    decoy: bytes = DECOY,
 ) -> dict[str, list[str]]:
     """Serve the CSVs of `csv_dir` (upstream file names, flat) with their images and masks; returns
     the upstream files found and absent. Each mask zip holds `decoys` unneeded members (or
-    `decoys_by_zip[<hex char>]`); `missing_images` are left out of the image bucket (404)."""
+    `decoys_by_zip[<hex char>]`), each `decoy`; `missing_images` are left out of the image bucket (404)."""
     csv_dir = Path(csv_dir)
     root = content_dir / PREFIX
     found, absent = [], []
@@ -101,7 +106,7 @@ def build(
             box = tuple(float(row[c]) if row.get(c) else None for c in ("BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"))
             by_zip[mask_zip(split, row["MaskPath"])][row["MaskPath"]] = mask_bytes(row["MaskPath"], box)
         for (archive, needed), first_char in zip(by_zip.items(), HEX, strict=True):
-            write_mask_zip(root / "annotations" / archive, needed, (decoys_by_zip or {}).get(first_char, decoys), first_char)
+            write_mask_zip(root / "annotations" / archive, needed, (decoys_by_zip or {}).get(first_char, decoys), first_char, decoy)
     return {"found": found, "absent": absent}
 
 

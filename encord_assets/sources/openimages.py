@@ -30,7 +30,7 @@ from encord_assets.sources.hf import read_ahead_plan
 from encord_assets.sources.http import download, new_session
 from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import Members, index_members
+from encord_assets.sources.zip_members import Members, index_members, wanted_members
 from encord_assets.store import DatasetStore
 
 SPLITS = ("train", "validation", "test")
@@ -347,14 +347,7 @@ class OpenImages(dg.ConfigurableResource):
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, all_targets, error)
             return
-        for name in wanted.keys() - members.keys():
-            reason = members.refused.get(name)
-            for target in wanted[name]:
-                if reason is None:
-                    log.unavailable(target, "not_in_archive", f"{name} is not a member of {archive}")
-                else:
-                    log.unavailable(target, "refused_member", f"{name} in {archive}: {reason}")
-        found = [members[name] for name in wanted if name in members]
+        found = wanted_members(members, wanted, log, archive)
         for start, end, infos in member_runs(found, self.coalesce_gap_bytes, self.max_request_bytes):
             try:
                 blob = self.retry.call(lambda: read_range(session, url, start, end, self.timeout_seconds, log))

@@ -194,3 +194,16 @@ def test_neighbouring_members_are_read_in_one_request():
     runs = member_runs(list(reversed(infos)), max_gap=1024, max_span=1 << 20)
     assert [[i.filename for i in members] for _, _, members in runs] == [["m0.png", "m1.png", "m2.png"], ["m3.png"]]
     assert runs[0][0] == 0 and runs[1][0] == 10_000
+
+
+def test_on_object_storage_cached_csvs_directories_and_placed_files_go_through_the_store(serve, s3_root, monkeypatch):
+    monkeypatch.setenv("OPENIMAGES_SPLITS", "validation")
+    mirror, materializer, _ = serve(oi_mirror.SAMPLE_DIR, "Handgun")
+    materializer.openimages()
+    assert materializer.failures == []
+    manifest = manifest_of(s3_root, ASSET, f"{HANDGUN}|validation")
+    assert set(manifest["outcome"]) == {"placed"} and manifest.filter(pl.col("modality") == "mask").height > 0
+    mirror.reset_stats()
+    materializer.openimages()
+    assert materializer.failures == [] and mirror.stats()["bytes_sent"] == 0
+    assert set(manifest_of(s3_root, ASSET, f"{HANDGUN}|validation")["outcome"]) == {"already_present"}
