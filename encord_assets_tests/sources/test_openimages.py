@@ -3,6 +3,7 @@ corrupt members, classes without masks, unknown classes, checks and a re-run tha
 
 import shutil
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -207,3 +208,24 @@ def test_on_object_storage_cached_csvs_directories_and_placed_files_go_through_t
     materializer.openimages()
     assert materializer.failures == [] and mirror.stats()["bytes_sent"] == 0
     assert set(manifest_of(s3_root, ASSET, f"{HANDGUN}|validation")["outcome"]) == {"already_present"}
+
+
+def test_the_fill_schedule_requests_the_chosen_classes_partitions_and_the_retry_sensor_sees_a_failed_one(serve, monkeypatch):
+    monkeypatch.setenv("OPENIMAGES_ATTEMPTS", "1")
+    mirror, materializer, _ = serve(oi_mirror.SAMPLE_DIR, "Handgun")
+    assert materializer.run("openimages_classes").success
+    assert materializer.run("openimages_annotations", "validation").success
+    repository = materializer.defs.get_repository_def()
+    with dg.build_schedule_context(
+        instance=materializer.instance, resources=materializer.defs.resources, repository_def=repository,
+        scheduled_execution_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ) as context:
+        requests = repository.get_schedule_def(f"fill_{ASSET}_schedule").evaluate_tick(context).run_requests
+    assert sorted(r.partition_key for r in requests) == [f"{HANDGUN}|{split}" for split in ("test", "train", "validation")]
+
+    mirror.set_faults(1.0, kinds=("503",), path_prefix="/openimages/images/")
+    assert not materializer.run(ASSET, f"{HANDGUN}|validation").success
+    defs = materializer.defs
+    with dg.build_sensor_context(instance=materializer.instance, definitions=defs, resources=defs.resources) as context:
+        result = repository.get_sensor_def(f"retry_failed_{ASSET}")(context)
+    assert [r.partition_key for r in result.run_requests] == [f"{HANDGUN}|validation"]
