@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     mirror.add_argument("--infos", type=Path, default=None)
     mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
     mirror.add_argument("--port", type=int, default=0)
+    mirror.add_argument("--openimages", type=Path, default=None, help="Open Images CSVs to serve (default: the bundled sample)")
 
     objectstore = commands.add_parser(
         "objectstore", help="start a local S3-compatible server (moto, in memory) with a bucket, for an s3:// ROOT"
@@ -67,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from encord_assets.mirror.build import attach, build_content
         from encord_assets.mirror.server import Mirror
 
+        from encord_assets.mirror import openimages
+
         build_content(normalized_rows(args.infos or SAMPLE_INFOS_DIR), args.mirror_dir)
+        openimages.build(args.openimages or openimages.SAMPLE_DIR, args.mirror_dir)
         with Mirror(args.mirror_dir, port=args.port) as served:
             for name, value in attach(served).items():
                 print(f"export {name}={value}", flush=True)
