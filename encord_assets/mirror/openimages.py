@@ -7,6 +7,7 @@ upstream names them (any subset: a split or label type without its file is absen
 - /openimages/images/<split>/<ImageID>.jpg : a real JPEG for every image any CSV names
 """
 
+import filecmp
 import io
 import random
 import zipfile
@@ -65,7 +66,17 @@ def write_mask_zip(path: Path, needed: dict[str, bytes], decoys: int, first_char
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:  # zipfile writes ZIP64 records past 65,535 members
         for name in order:
             zf.writestr(zipfile.ZipInfo(name, FIXED_DATE), members[name])
-    tmp.replace(path)
+    if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+        tmp.unlink()  # unchanged: keep its mtime, so its ETag
+    else:
+        tmp.replace(path)
+
+
+def write_unchanged(path: Path, data: bytes) -> None:
+    """Write `path` unless it already holds `data`: a rebuilt mirror keeps its ETags (mtime-based),
+    so a second demo run finds every upstream file at the revision it cached."""
+    if not (path.is_file() and path.read_bytes() == data):
+        write_file(path, data)
 
 
 def build(
@@ -85,7 +96,7 @@ def build(
     for upstream in upstream_files():
         source = csv_dir / Path(upstream).name
         if source.is_file():
-            write_file(root / "annotations" / upstream, source.read_bytes())
+            write_unchanged(root / "annotations" / upstream, source.read_bytes())
             found.append(upstream)
         else:
             absent.append(upstream)
@@ -96,7 +107,7 @@ def build(
             if source.is_file():
                 ids |= set(pl.read_csv(source, columns=["ImageID"], infer_schema=False)["ImageID"].to_list())
         for image_id in sorted(ids - set(missing_images)):
-            write_file(root / "images" / split / f"{image_id}.jpg", image_bytes(split, image_id))
+            write_unchanged(root / "images" / split / f"{image_id}.jpg", image_bytes(split, image_id))
         segmentation = csv_dir / Path(annotation_file(split, "masks")).name
         if not segmentation.is_file():
             continue

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import requests
 
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import openimages as oi_mirror
@@ -229,3 +230,15 @@ def test_the_fill_schedule_requests_the_chosen_classes_partitions_and_the_retry_
     with dg.build_sensor_context(instance=materializer.instance, definitions=defs, resources=defs.resources) as context:
         result = repository.get_sensor_def(f"retry_failed_{ASSET}")(context)
     assert [r.partition_key for r in result.run_requests] == [f"{HANDGUN}|validation"]
+
+
+def test_a_rebuilt_mirror_keeps_its_etags_so_a_second_demo_fetches_nothing(tmp_path):
+    def etags():
+        with Mirror(tmp_path / "mirror") as mirror:
+            base = oi_mirror.env(mirror)["OPENIMAGES_ANNOTATIONS_URL"]
+            return [requests.head(f"{base}/{path}").headers["ETag"] for path in ("v5/class-descriptions-boxable.csv", mask_zip("train", "0"))]
+
+    oi_mirror.build(oi_mirror.SAMPLE_DIR, tmp_path / "mirror")
+    first = etags()
+    oi_mirror.build(oi_mirror.SAMPLE_DIR, tmp_path / "mirror")
+    assert etags() == first
