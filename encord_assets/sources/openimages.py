@@ -104,7 +104,7 @@ def read_class_descriptions(path: Path) -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
-class RemoteZip:
+class UpstreamFile:
     url: str
     size: int
     etag: str
@@ -257,7 +257,7 @@ class OpenImages(dg.ConfigurableResource):
     def session(self) -> requests.Session:
         return new_session(self.user_agent)
 
-    def head(self, session: requests.Session, url: str) -> RemoteZip | None:
+    def head(self, session: requests.Session, url: str) -> UpstreamFile | None:
         """Size and ETag of `url`; None when upstream has no such file (404)."""
 
         def ask() -> requests.Response:
@@ -269,7 +269,7 @@ class OpenImages(dg.ConfigurableResource):
         response = self.retry.call(ask)
         if response.status_code == 404:
             return None
-        return RemoteZip(url, int(response.headers.get("Content-Length", 0)), response.headers.get("ETag", "").strip('"'))
+        return UpstreamFile(url, int(response.headers.get("Content-Length", 0)), response.headers.get("ETag", "").strip('"'))
 
     def cached_upstream(self, store: DatasetStore, path: str, log: FetchLedger) -> Path | None:
         """A local copy of annotation file `path`, kept under ROOT and fetched again only when its
@@ -319,7 +319,7 @@ class OpenImages(dg.ConfigurableResource):
             log.note("images_copied_from_other_classes")
         get_images(session, by_url, log, self.retry, self.threads, self.timeout_seconds, self.max_image_bytes)
 
-    def zip_directory(self, store: DatasetStore, session: requests.Session, remote: RemoteZip, log: FetchLedger) -> Members:
+    def zip_directory(self, store: DatasetStore, session: requests.Session, remote: UpstreamFile, log: FetchLedger) -> Members:
         """The zip's member table: read by Range once per zip and ETag, then from ROOT."""
         key = store.state_key("openimages", "zip_directories", remote.url.rsplit("/", 1)[-1], f"{remote.etag or remote.size}.parquet")
         table = store.read_parquet(key)

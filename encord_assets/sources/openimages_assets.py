@@ -20,6 +20,7 @@ import polars as pl
 import polars_hash as plh
 from PIL import Image
 
+from encord_assets.layout.paths import layout_key
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.factory import STEP_RETRY, fetch_partition
 from encord_assets.sources.openimages import (
@@ -113,7 +114,7 @@ def openimages_classes(context: dg.AssetExecutionContext) -> pl.DataFrame:
     if path is None:
         raise dg.Failure(f"no class list at {oi.annotation_url(CLASS_DESCRIPTIONS)}")
     descriptions = read_class_descriptions(path)
-    store.write(f"{oi.folder}/csv/class-descriptions-boxable.csv", lambda tmp: tmp.write_bytes(path.read_bytes()))
+    store.write(layout_key(f"{oi.folder}/csv/class-descriptions-boxable.csv"), lambda tmp: tmp.write_bytes(path.read_bytes()))
     segmentation = oi.cached_upstream(store, SEGMENTATION_CLASSES, counter)
     segmentable = set(segmentation.read_text().split()) if segmentation else set()
     try:
@@ -179,6 +180,14 @@ def sample_images(annotations: pl.DataFrame, max_samples: int, seed: int) -> lis
     return ids[:max_samples] if max_samples else ids
 
 
+# a partition's rows: the manifest's columns, and what the fetcher needs for each kind of target
+ROW_SCHEMA = {
+    "split": pl.String, "modality": pl.String, "source": pl.String, "source_dataset": pl.String, "infos_file": pl.String,
+    "infos_row": pl.Int64, "row_id": pl.Int64, "target": pl.String, "kind": pl.String, "url": pl.String,
+    "copy_from": pl.List(pl.String), "archive": pl.String, "member": pl.String, "content": pl.String,
+}  # fmt: skip
+
+
 def partition_rows(oi: OpenImages, spec: SourceSpec, classes: pl.DataFrame, annotations: pl.DataFrame, class_key: str, split: str) -> pl.DataFrame:
     """The targets of one (class, split): images, masks, the annotation CSV and the id list."""
     (mid, name) = classes.filter(pl.col("folder") == class_key).select("mid", "display_name").row(0)
@@ -210,6 +219,9 @@ def partition_rows(oi: OpenImages, spec: SourceSpec, classes: pl.DataFrame, anno
                     "target": f"{folder}/masks/{split}/{mask_path}", "archive": mask_zip(split, mask_path), "member": mask_path,
                 }
             )  # fmt: skip
+    if not mine.height:
+        # nothing to place; written files would stay "already present" once the table has the class
+        return pl.DataFrame(schema=ROW_SCHEMA)
     stem = mid_stem(mid)
     table_files = {
         f"{folder}/csv/{split}/{stem}_annotations.csv": annotation_csv(written, folder, split, class_key),
@@ -217,12 +229,7 @@ def partition_rows(oi: OpenImages, spec: SourceSpec, classes: pl.DataFrame, anno
     }
     for target, content in table_files.items():
         rows.append({**base, "modality": "annotations", "kind": "table", "infos_file": None, "infos_row": None, "target": target, "content": content})
-    schema = {
-        "split": pl.String, "modality": pl.String, "source": pl.String, "source_dataset": pl.String, "infos_file": pl.String,
-        "infos_row": pl.Int64, "row_id": pl.Int64, "target": pl.String, "kind": pl.String, "url": pl.String,
-        "copy_from": pl.List(pl.String), "archive": pl.String, "member": pl.String, "content": pl.String,
-    }  # fmt: skip
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=ROW_SCHEMA)
 
 
 def annotation_csv(annotations: pl.DataFrame, folder: str, split: str, class_key: str) -> str:
@@ -265,6 +272,11 @@ def build_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             rows = partition_rows(fetcher, spec, classes.collect(), annotations.collect(), dimensions["class"], dimensions["split"])
             counts = dict(rows.group_by("kind").len().iter_rows())
             work.log.info(f"{dimensions['class']} {dimensions['split']}: {counts.get('image', 0)} images, {counts.get('mask', 0)} masks")
+            if not rows.height:
+                work.log.warning(
+                    f"no annotations of {dimensions['class']} in the {dimensions['split']} table: absent upstream, or the class was "
+                    f"chosen after openimages_annotations {dimensions['split']} ran (materialize it again)"
+                )
             return rows
 
         return fetch_partition(context, spec, select_rows)
