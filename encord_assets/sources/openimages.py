@@ -202,6 +202,14 @@ def read_range(session: requests.Session, url: str, start: int, end: int, timeou
     return data
 
 
+def chosen_values(setting: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    """The comma-separated values of a setting, each one of `allowed`."""
+    chosen = [value.strip() for value in setting.split(",") if value.strip()]
+    if unknown := [value for value in chosen if value not in allowed]:
+        raise ValueError(f"unknown Open Images {what}(s) {unknown}: choose from {', '.join(allowed)}")
+    return chosen
+
+
 class OpenImages(dg.ConfigurableResource):
     """Open Images V6: chosen classes, splits and label types, from the annotation CSVs, the mask zips
     and the CVDF image bucket (or a mirror of them)."""
@@ -236,17 +244,11 @@ class OpenImages(dg.ConfigurableResource):
 
     @property
     def split_list(self) -> list[str]:
-        chosen = [s.strip() for s in self.splits.split(",") if s.strip()]
-        if unknown := [s for s in chosen if s not in SPLITS]:
-            raise ValueError(f"unknown Open Images split(s) {unknown}: choose from {', '.join(SPLITS)}")
-        return chosen
+        return chosen_values(self.splits, SPLITS, "split")
 
     @property
     def label_type_list(self) -> list[str]:
-        chosen = [t.strip() for t in self.label_types.split(",") if t.strip()]
-        if unknown := [t for t in chosen if t not in LABEL_TYPES]:
-            raise ValueError(f"unknown Open Images label type(s) {unknown}: choose from {', '.join(LABEL_TYPES)}")
-        return chosen
+        return chosen_values(self.label_types, LABEL_TYPES, "label type")
 
     def annotation_url(self, path: str) -> str:
         return f"{self.annotations_url.rstrip('/')}/{path}"
