@@ -242,3 +242,19 @@ def test_a_rebuilt_mirror_keeps_its_etags_so_a_second_demo_fetches_nothing(tmp_p
     first = etags()
     oi_mirror.build(oi_mirror.SAMPLE_DIR, tmp_path / "mirror")
     assert etags() == first
+
+
+def test_max_samples_is_a_seeded_choice_that_stays_put_as_upstream_grows():
+    from encord_assets.sources.openimages_assets import sample_images
+
+    def table(ids):
+        return pl.DataFrame({"kind": ["box"] * len(ids), "ImageID": ids, "Confidence": ["1"] * len(ids)})
+
+    ids = [f"{n:016x}" for n in range(50)]
+    chosen = sample_images(table(ids), 10, seed=0)
+    assert len(chosen) == 10 and chosen == sample_images(table(list(reversed(ids))), 10, seed=0)
+    assert sample_images(table(ids), 10, seed=1) != chosen
+    grown = sample_images(table(ids + [f"{n:016x}" for n in range(50, 5000)]), 10, seed=0)
+    # new images may take places; an old image is never swapped for another old one
+    assert set(grown) & set(ids) <= set(chosen)
+    assert sorted(sample_images(table(ids), 0, seed=0)) == ids  # 0: all
