@@ -22,7 +22,6 @@ from PIL import Image
 
 from encord_assets.layout.paths import layout_key
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.factory import STEP_RETRY, fetch_partition
 from encord_assets.sources.openimages import (
     CLASS_DESCRIPTIONS,
     SEGMENTATION_CLASSES,
@@ -249,6 +248,9 @@ def split_of_partition() -> dg.PartitionMapping:
 
 
 def build_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    # the factory calls this while it builds SOURCE_ASSETS: import it here, not at module level
+    from encord_assets.sources.factory import STEP_RETRY, fetch_partition
+
     @dg.asset(
         name=spec.name,
         partitions_def=dg.MultiPartitionsDefinition({"class": CLASS_PARTITIONS, "split": SPLIT_PARTITIONS}),
