@@ -15,6 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--root", default="data", help="ROOT of the layout: a folder or s3://BUCKET/PREFIX (default ./data)")
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
+    demo.add_argument(
+        "--openimages", type=Path, default=None, help="folder of official-format Open Images CSVs (default: the bundled sample)"
+    )
+    demo.add_argument("--openimages-classes", default=None, help='Open Images classes, names or MIDs (default with the sample: "Handgun,Cat")')
+    demo.add_argument("--no-openimages", action="store_true", help="leave Open Images out")
 
     dev = commands.add_parser("dev", help="the web UI (dagster dev) against the local upstream mirror, offline")
     dev.add_argument("--infos", type=Path, default=None, help="E-MM1 datasets/ folder (default: bundled sample)")
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     mirror.add_argument("--infos", type=Path, default=None)
     mirror.add_argument("--mirror-dir", type=Path, default=Path(".mirror"))
     mirror.add_argument("--port", type=int, default=0)
+    mirror.add_argument("--openimages", type=Path, default=None, help="Open Images CSVs to serve (default: the bundled sample)")
 
     settings = commands.add_parser("settings", help="the environment variables the project reads, as a markdown table")
     settings.add_argument("--readme", type=Path, default=None, help="regenerate the settings tables of this README instead")
@@ -60,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     if args.command == "demo":
         from encord_assets.demo import run_demo
+        from encord_assets.mirror import openimages
 
-        return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir)
+        if args.openimages is not None and args.openimages_classes is None:
+            parser.error("--openimages DIR needs --openimages-classes")
+        oi_dir = None if args.no_openimages else (args.openimages or openimages.SAMPLE_DIR)
+        return run_demo(
+            args.infos, args.root, args.dagster_home, args.mirror_dir, oi_dir, args.openimages_classes or openimages.SAMPLE_CLASSES
+        )
     if args.command == "dev":
         from encord_assets.dev import run_dev
 
@@ -94,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         from encord_assets.mirror.build import attach, build_content
         from encord_assets.mirror.server import Mirror
 
+        from encord_assets.mirror import openimages
+
         build_content(normalized_rows(args.infos or SAMPLE_INFOS_DIR), args.mirror_dir)
+        openimages.build(args.openimages or openimages.SAMPLE_DIR, args.mirror_dir)
         with Mirror(args.mirror_dir, port=args.port) as served:
             for name, value in attach(served).items():
                 print(f"export {name}={value}", flush=True)

@@ -12,6 +12,7 @@ from encord_assets.products.link_assets import LINK_ASSETS
 from encord_assets.products.release_asset import release
 from encord_assets.settings import resource_config
 from encord_assets.sources.factory import SOURCE_ASSETS
+from encord_assets.sources.openimages_assets import OPENIMAGES_TABLE_ASSETS
 from encord_assets.sources.resources import fetcher_resources
 from encord_assets.store import default_store
 
@@ -20,7 +21,7 @@ def build_defs() -> dg.Definitions:
     """Definitions whose optional settings come from the environment as it is now."""
     store = default_store()
     core = dg.Definitions(
-        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, captions, *LINK_ASSETS, release],
+        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, *OPENIMAGES_TABLE_ASSETS, captions, *LINK_ASSETS, release],
         resources={
             "store": store,
             "infos_dir": InfosDir(**resource_config("infos_dir")),

@@ -11,6 +11,7 @@ from encord_assets.infos.assets import describe_reject
 from encord_assets.infos.files import MODALITIES, SAMPLE_INFOS_DIR, infos_file, splits_for
 from encord_assets.infos.normalize import normalize
 from encord_assets.materialize import Materializer
+from encord_assets.mirror import openimages
 from encord_assets.mirror.build import attach, build_content
 from encord_assets.mirror.server import Mirror
 from encord_assets.operations.instance import install_instance_yaml, relax_sqlite_durability, set_pool_limits
@@ -59,8 +60,16 @@ def print_report(store: DatasetStore, fetched_bytes: int, failures: list[str], s
     return 1 if problems.height or failures else 0
 
 
-def run_demo(infos_dir: Path | None, root: str, dagster_home: Path, mirror_dir: Path) -> int:
-    """`root` is a local folder or an s3:// URL (endpoint and credentials from the AWS_* variables)."""
+def run_demo(
+    infos_dir: Path | None,
+    root: str,
+    dagster_home: Path,
+    mirror_dir: Path,
+    openimages_dir: Path | None = openimages.SAMPLE_DIR,
+    openimages_classes: str = openimages.SAMPLE_CLASSES,
+) -> int:
+    """`root` is a local folder or an s3:// URL (endpoint and credentials from the AWS_* variables);
+    `openimages_dir` holds official-format Open Images CSVs (None: no Open Images)."""
     started = time.monotonic()
     infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
     root = root if is_object_url(root) else str(Path(root).absolute())
@@ -70,6 +79,10 @@ def run_demo(infos_dir: Path | None, root: str, dagster_home: Path, mirror_dir: 
     relax_sqlite_durability()
     print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
     build_content(normalized_rows(infos_dir), mirror_dir)
+    if openimages_dir is not None:
+        found = openimages.build(Path(openimages_dir), mirror_dir)
+        print(f"Open Images CSVs: {openimages_dir} ({len(found['found'])} upstream files; absent: {', '.join(found['absent']) or 'none'})")
+        os.environ["OPENIMAGES_CLASSES"] = openimages_classes
     with Mirror(mirror_dir) as mirror:
         settings = attach(mirror)
         os.environ.update(
@@ -79,7 +92,7 @@ def run_demo(infos_dir: Path | None, root: str, dagster_home: Path, mirror_dir: 
         with dg.DagsterInstance.get() as instance:
             set_pool_limits(instance)
             materializer = Materializer(instance, say=lambda line: print(line, flush=True))
-            materializer.everything()
+            materializer.everything(openimages=openimages_dir is not None)
         fetched = mirror.stats()["bytes_sent"]
     write_dotenv(Path.cwd(), {"DAGSTER_HOME": str(dagster_home), "ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir)})
     code = print_report(materializer.store, fetched, materializer.failures, time.monotonic() - started)

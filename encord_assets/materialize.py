@@ -7,6 +7,7 @@ import polars as pl
 
 from encord_assets.infos.files import splits_for
 from encord_assets.layout.paths import bookkeeping_key, manifest_key
+from encord_assets.settings import setting
 from encord_assets.store import DatasetStore, default_store
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -111,7 +112,24 @@ class Materializer:
                 self.run(spec.name, key)
                 index.refresh()
 
-    def everything(self) -> None:
+    def openimages(self) -> None:
+        """Open Images: the class list (it adds the chosen classes' partitions), each configured split's
+        annotation table, then every (class, split) partition with annotations."""
+        from encord_assets.sources.registry import SOURCES
+
+        spec = next(spec for spec in SOURCES if spec.fetcher == "openimages")
+        if not self.run("openimages_classes").success:
+            return
+        classes = self.store.read_table("openimages_classes").filter("chosen")
+        for split in [s.strip() for s in setting("OPENIMAGES_SPLITS").read().split(",") if s.strip()]:
+            if not self.run("openimages_annotations", split).success:
+                continue
+            table = self.store.read_table("openimages_annotations", split)
+            for mid, folder in classes.select("mid", "folder").iter_rows():
+                if table is not None and table.filter(pl.col("LabelName") == mid).height:
+                    self.run(spec.name, f"{folder}|{split}")
+
+    def everything(self, openimages: bool = False) -> None:
         from encord_assets.sources.registry import SOURCES
 
         self.infos()
@@ -131,4 +149,6 @@ class Materializer:
 
         for product in PRODUCTS:
             self.run(product)
+        if openimages:
+            self.openimages()
         self.run("coverage_report")

@@ -186,6 +186,29 @@ SETTINGS: tuple[Setting, ...] = (
         (("openshape", "repo_id"),),
     ),
     Setting("OPENSHAPE_REVISION", "main", "branch, tag or commit of that repository", "openshape", (("openshape", "revision"),)),
+    Setting("OPENIMAGES_CLASSES", "", "Open Images classes: comma-separated display names or MIDs", "openimages", (("openimages", "classes"),), shown_default="none"),
+    Setting(
+        "OPENIMAGES_SPLITS", "train,validation,test", "Open Images splits: `train`, `validation`, `test`", "openimages",
+        (("openimages", "splits"),),
+    ),
+    Setting(
+        "OPENIMAGES_LABEL_TYPES", "images,boxes,masks,labels", "Open Images label types: `images`, `boxes`, `masks`, `labels`",
+        "openimages", (("openimages", "label_types"),),
+    ),
+    Setting("OPENIMAGES_MAX_SAMPLES", 0, "images per class and split (0: all)", "openimages", (("openimages", "max_samples"),)),
+    Setting("OPENIMAGES_SEED", 0, "seed of the choice of images", "openimages", (("openimages", "seed"),)),
+    Setting(
+        "OPENIMAGES_ANNOTATIONS_URL", "https://storage.googleapis.com/openimages", "annotation CSVs and mask zips",
+        "openimages", (("openimages", "annotations_url"),),
+    ),
+    Setting(
+        "OPENIMAGES_IMAGES_URL", "https://open-images-dataset.s3.amazonaws.com", "images, `<split>/<ImageID>.jpg`",
+        "openimages", (("openimages", "images_url"),),
+    ),
+    Setting("OPENIMAGES_FOLDER", "OID_V6", "the folder under ROOT", "openimages", (("openimages", "folder"),)),
+    Setting("OPENIMAGES_THREADS", 8, "image GETs at once", "openimages", (("openimages", "threads"),)),
+    Setting("OPENIMAGES_TIMEOUT_SECONDS", 60.0, "per-request timeout", "openimages", (("openimages", "timeout_seconds"),)),
+    Setting("OPENIMAGES_ATTEMPTS", 4, "tries per request for transient errors", "openimages", (("openimages", "attempts"),)),
     Setting(
         "YOUTUBE_URL_TEMPLATE", DEFAULT_YOUTUBE_URL_TEMPLATE, "URL of a video, `{youtube_id}` substituted", "youtube",
         (("youtube", "url_template"),),

@@ -1,6 +1,8 @@
 """Everything operational, generated from the registry: per source asset a fill job and checks;
 one retry sensor and one fill sensor over all of them; a check per infos asset; the coverage report."""
 
+import importlib
+
 import dagster as dg
 
 from encord_assets.infos.assets import INFOS_ASSETS
@@ -12,9 +14,16 @@ from encord_assets.operations.policy import operations_resource
 from encord_assets.products.coverage_report import coverage_report
 
 
+def own_checks(spec, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    """Checks a source with its own asset module adds (`build_checks(spec, asset)`), if any."""
+    module = importlib.import_module(f"encord_assets.sources.{spec.fetcher}_assets")
+    return module.build_checks(spec, asset) if hasattr(module, "build_checks") else []
+
+
 def operations_definitions() -> dg.Definitions:
     sources = [(spec, asset, build_fill_job(spec, asset)) for spec, asset in source_assets()]
     checks = [check for spec, asset, _ in sources for check in build_source_checks(spec, asset)]
+    checks.extend(check for spec, asset, _ in sources if not spec.from_infos for check in own_checks(spec, asset))
     checks.extend(build_infos_check(infos_asset) for infos_asset in INFOS_ASSETS)
     return dg.Definitions(
         assets=[coverage_report],

@@ -34,10 +34,11 @@ def build_fill_job(spec: SourceSpec, asset: dg.AssetsDefinition):
 
 def wanted_partitions(instance: dg.DagsterInstance, store: DatasetStore, spec: SourceSpec, asset: dg.AssetsDefinition) -> list[str] | None:
     """Partitions of `spec` with infos rows that are missing or failed (None: no infos table yet)."""
-    with_rows = partitions_with_rows(store, spec.name, spec.modality)
+    statuses = partition_statuses(instance, asset)
+    # a source whose rows come from its own tables (Open Images) has rows in every partition it declares
+    with_rows = partitions_with_rows(store, spec.name, spec.modality) if spec.from_infos else list(statuses)
     if with_rows is None:
         return None
-    statuses = partition_statuses(instance, asset)
     # A None key: rows whose partition the fetcher finds at run time, so any partition may hold them.
     candidates = list(statuses) if None in with_rows else with_rows
     return [key for key in candidates if key in statuses and statuses[key] in WANTED]

@@ -114,30 +114,36 @@ class CocoImages(dg.ConfigurableResource):
             copy_members(zf, members, wanted, log, retry, self.zip_url)
 
     def _one_by_one(self, rows: pl.DataFrame, log: FetchLedger, retry: RetryPolicy, session: requests.Session) -> None:
-        by_image: dict[str, list[str]] = {}
+        by_url: dict[str, list[str]] = {}
         for file_id, target in rows.select("file_id", "target").iter_rows():
-            by_image.setdefault(file_id, []).append(target)
+            by_url.setdefault(self.image_url(file_id), []).append(target)
+        get_images(session, by_url, log, retry, self.threads, self.timeout_seconds, self.max_image_bytes)
 
-        def fetch_image(item: tuple[str, list[str]]) -> None:
-            file_id, targets = item
-            path = log.staging_path()
-            url = self.image_url(file_id)
 
-            def get() -> int:
-                size = download(session, url, path, log, self.timeout_seconds, self.max_image_bytes)
-                check_image(path, url)
-                return size
+def get_images(
+    session: requests.Session, by_url: dict[str, list[str]], log: FetchLedger, retry: RetryPolicy, threads: int, timeout: float, max_bytes: int
+) -> None:
+    """One GET per image URL (url -> targets that want it), in threads; each image decoded before it is staged."""
 
-            try:
-                size = retry.call(get)
-            except Exception as error:  # noqa: BLE001 - every row gets an outcome
-                path.unlink(missing_ok=True)
-                record_error(log, targets, error)
-                return
-            log.staged_all(targets, path, size)
+    def fetch_image(item: tuple[str, list[str]]) -> None:
+        url, targets = item
+        path = log.staging_path()
 
-        with ThreadPoolExecutor(self.threads) as pool:
-            list(pool.map(fetch_image, by_image.items()))
+        def get() -> int:
+            size = download(session, url, path, log, timeout, max_bytes)
+            check_image(path, url)
+            return size
+
+        try:
+            size = retry.call(get)
+        except Exception as error:  # noqa: BLE001 - every row gets an outcome
+            path.unlink(missing_ok=True)
+            record_error(log, targets, error)
+            return
+        log.staged_all(targets, path, size)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(fetch_image, by_url.items()))
 
 
 # the resource the registry names by this module's name (sources/registry.py)

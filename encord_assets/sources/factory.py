@@ -1,6 +1,8 @@
 """Builds one partitioned asset per registry entry, and the index assets the entries name."""
 
+import importlib
 import time
+from typing import Callable
 
 import dagster as dg
 import polars as pl
@@ -18,6 +20,32 @@ STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENT
 
 def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) -> pl.DataFrame:
     return infos.filter((pl.col("source") == spec.name) & (pl.col("partition_key") == partition_key)).collect()
+
+
+def fetch_partition(context: dg.AssetExecutionContext, spec: SourceSpec, select_rows: Callable, **index) -> PartitionFetch:
+    """One partition of a source: `select_rows(fetcher, work)` gives its rows; what is not yet in
+    place is fetched into this run's staging, for the dataset IO manager to place."""
+    store = context.resources.store
+    key = context.partition_key
+    fetcher = getattr(context.resources, spec.fetcher)
+    staging, others_running = store.staging_dir(spec.name, key, context.run.run_id, context.instance)
+    ledger = FetchLedger(staging)
+    work = PartitionWork(spec, key, pl.DataFrame(), ledger, store, context.log)
+    rows = select_rows(fetcher, work)
+    plan = plan_partition(store, spec.name, key, rows)
+    if not others_running and (aborted := store.abort_abandoned_uploads(plan.todo["target"].to_list())):
+        context.log.info(f"aborted {aborted} multipart upload(s) left by a killed run")
+    work.rows = plan.todo
+    ledger.progress = Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds)
+    started = time.monotonic()
+    context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
+    if plan.todo.height:
+        # `index` (when the spec names one) is only read when something is to be fetched
+        fetcher.fetch(work, **index)
+    if spec.locates_rows:
+        # the manifest holds the rows this partition now knows to be its own
+        rows = fetcher.rows_located(work, rows)
+    return PartitionFetch(spec.name, key, rows, plan.prior, ledger, time.monotonic() - started)
 
 
 def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
@@ -43,31 +71,13 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher, "shards": spec.shards},
     )
     def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
-        store = context.resources.store
-        key = context.partition_key
-        fetcher = getattr(context.resources, spec.fetcher)
-        staging, others_running = store.staging_dir(spec.name, key, context.run.run_id, context.instance)
-        ledger = FetchLedger(staging)
-        work = PartitionWork(spec, key, pl.DataFrame(), ledger, store, context.log)
-        if spec.locates_rows:
-            # rows located in this partition so far, and rows not located anywhere yet
-            rows = fetcher.rows_to_fetch(work, infos.filter(pl.col("source") == spec.name).collect())
-        else:
-            rows = partition_rows(infos, spec, key)
-        plan = plan_partition(store, spec.name, key, rows)
-        if not others_running and (aborted := store.abort_abandoned_uploads(plan.todo["target"].to_list())):
-            context.log.info(f"aborted {aborted} multipart upload(s) left by a killed run")
-        work.rows = plan.todo
-        ledger.progress = Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds)
-        started = time.monotonic()
-        context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
-        if plan.todo.height:
-            # `index` (when the spec names one) is only read when something is to be fetched
-            fetcher.fetch(work, **index)
-        if spec.locates_rows:
-            # the manifest holds the rows this partition now knows to be its own
-            rows = fetcher.rows_located(work, rows)
-        return PartitionFetch(spec.name, key, rows, plan.prior, ledger, time.monotonic() - started)
+        def select_rows(fetcher, work: PartitionWork) -> pl.DataFrame:
+            if spec.locates_rows:
+                # rows located in this partition so far, and rows not located anywhere yet
+                return fetcher.rows_to_fetch(work, infos.filter(pl.col("source") == spec.name).collect())
+            return partition_rows(infos, spec, work.partition_key)
+
+        return fetch_partition(context, spec, select_rows, **index)
 
     return source_asset
 
@@ -104,6 +114,14 @@ def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     return index_asset
 
 
-SOURCE_ASSETS = [build_source_asset(spec) for spec in SOURCES] + [
+def build_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    """A source whose rows come from infos gets the factory's asset; another one (rows read from
+    its own upstream tables) gets the asset `sources/<fetcher>_assets.py` builds with `build_asset(spec)`."""
+    if spec.from_infos:
+        return build_source_asset(spec)
+    return importlib.import_module(f"encord_assets.sources.{spec.fetcher}_assets").build_asset(spec)
+
+
+SOURCE_ASSETS = [build_asset(spec) for spec in SOURCES] + [
     build_index_asset(spec) for spec in {spec.index: spec for spec in SOURCES if spec.index}.values()
 ]

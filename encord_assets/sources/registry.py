@@ -41,6 +41,10 @@ class SourceSpec:
     # an index asset (built by the fetcher's `build_index`) this source's asset takes as input `index`
     index: str | None = None
     partitions: OwnPartitions | None = None
+    # False: rows come from the source's own upstream tables, not from E-MM1 infos; then
+    # `sources/<fetcher>_assets.py` builds the source's asset (`build_asset(spec)`), its partitions
+    # and the assets of those tables
+    from_infos: bool = True
 
     @property
     def locates_rows(self) -> bool:
@@ -56,7 +60,7 @@ class SourceSpec:
         return tuple(s for s in splits if (self.eshot if s == "eshot" else self.e_mm1))
 
     def __post_init__(self):
-        assert self.dataset in DATASETS, self.dataset
+        assert self.dataset in DATASETS or not self.from_infos, self.dataset
         assert self.pool in POOL_LIMITS, self.pool
 
 
@@ -97,6 +101,8 @@ SOURCES: tuple[SourceSpec, ...] = (
         "points", "Objaverse", fetcher="openshape", shards=1, pool="huggingface",
         partitions=OwnPartitions(tuple(f"000-{n:03d}" for n in range(160))),
     ),
+    # Open Images V6 by class: rows from its annotation CSVs, partitions (class, split)
+    SourceSpec("image", "Open Images V6", fetcher="openimages", shards=1, pool="http", from_infos=False),
 )
 
 

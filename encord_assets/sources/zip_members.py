@@ -52,6 +52,19 @@ def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_
     return members
 
 
+def wanted_members(members: Members, wanted: dict[str, list[str]], log: FetchLedger, archive: str) -> list[zipfile.ZipInfo]:
+    """The wanted members (name -> targets) that can be read, in archive order; the targets of
+    names not in `members`, or refused there, are recorded unavailable."""
+    for name in wanted.keys() - members.keys():
+        refusal = members.refused.get(name)
+        for target in wanted[name]:
+            if refusal is None:
+                log.unavailable(target, "not_in_archive", f"{name} is not a member of {archive}")
+            else:
+                log.unavailable(target, "refused_member", f"{name} in {archive}: {refusal}")
+    return sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
+
+
 def copy_members(
     zf: zipfile.ZipFile,
     members: Members,
@@ -63,15 +76,7 @@ def copy_members(
 ) -> None:
     """Stage each wanted member (name -> targets); names not in `members`, or refused there, are unavailable.
     `before_member(info)` runs before each member is read (to size the next ranged read)."""
-    found = sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
-    for name in wanted.keys() - members.keys():
-        refusal = members.refused.get(name)
-        for target in wanted[name]:
-            if refusal is None:
-                log.unavailable(target, "not_in_archive", f"{name} is not a member of {archive}")
-            else:
-                log.unavailable(target, "refused_member", f"{name} in {archive}: {refusal}")
-    for info in found:
+    for info in wanted_members(members, wanted, log, archive):
         targets = wanted[info.filename]
         path = log.staging_path()
 

@@ -1,0 +1,372 @@
+"""Open Images V6 by class: the images, boxes, segmentation masks and image-level labels of chosen
+classes, fetching only their bytes.
+
+The seed procedure downloads all sixteen `<split>-masks-<c>.zip` files and extracts them to pick
+one class's masks, then fetches images one by one with a downloader that stops at the first
+missing image. Here the annotation CSVs are fetched once per upstream revision (ETag) and filtered
+with polars streaming; each mask zip's central directory is read by Range once per zip and
+revision (kept under ROOT), then only the needed members, in archive order, neighbours coalesced
+into one request; images are parallel GETs, a 404 an `unavailable` row.
+
+The Dagster assets (class list, annotation tables, the per-(class, split) source asset) are in
+`openimages_assets.py`; this module is the fetcher resource and what it reads.
+"""
+
+import difflib
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import remotezip
+import requests
+
+from encord_assets.ledger import FetchLedger
+from encord_assets.sources.coco import CountingFetcher, get_images
+from encord_assets.sources.hf import read_ahead_plan
+from encord_assets.sources.http import download, new_session
+from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error
+from encord_assets.sources.work import PartitionWork
+from encord_assets.sources.zip_members import Members, index_members, wanted_members
+from encord_assets.store import DatasetStore
+
+SPLITS = ("train", "validation", "test")
+LABEL_TYPES = ("images", "boxes", "masks", "labels")
+CLASS_DESCRIPTIONS = "v5/class-descriptions-boxable.csv"
+SEGMENTATION_CLASSES = "v5/classes-segmentation.txt"
+MAX_CSV_BYTES = 1 << 40
+
+
+def annotation_file(split: str, kind: str) -> str:
+    """The upstream path (under the annotations base URL) of a split's annotation CSV."""
+    if kind == "boxes":
+        return "v6/oidv6-train-annotations-bbox.csv" if split == "train" else f"v5/{split}-annotations-bbox.csv"
+    if kind == "masks":
+        return f"v5/{split}-annotations-object-segmentation.csv"
+    return f"v5/{split}-annotations-human-imagelabels-boxable.csv"
+
+
+def mask_zip(split: str, mask_path: str) -> str:
+    """Masks are grouped in sixteen zips by the first hex character of the ImageID."""
+    return f"v5/{split}-masks/{split}-masks-{mask_path[0].lower()}.zip"
+
+
+def mid_stem(mid: str) -> str:
+    """`/m/0gxl3` -> `m0gxl3`, as the seed procedure names its files."""
+    return mid.replace("/", "")
+
+
+def class_folder(display_name: str, mid: str) -> str:
+    return f"{display_name}_{mid_stem(mid)}"
+
+
+def normalize_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class UnknownClass(ValueError):
+    pass
+
+
+def resolve_classes(descriptions: pl.DataFrame, requested: list[str]) -> list[tuple[str, str]]:
+    """(MID, display name) of each requested class, by MID or display name (case-insensitive, spaces
+    normalized); an unknown one is an error listing the closest names."""
+    by_name = {normalize_name(name): (mid, name) for mid, name in descriptions.select("mid", "display_name").iter_rows()}
+    by_mid = {mid: (mid, name) for mid, name in descriptions.select("mid", "display_name").iter_rows()}
+    resolved, unknown = [], []
+    for wanted in requested:
+        found = by_mid.get(wanted.strip()) or by_name.get(normalize_name(wanted))
+        if found is None:
+            unknown.append(wanted)
+        elif found not in resolved:
+            resolved.append(found)
+    if unknown:
+        names = [name for _, name in by_mid.values()]
+        lines = []
+        for wanted in unknown:
+            close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.5) or difflib.get_close_matches(
+                wanted.title(), names, n=5, cutoff=0.4
+            )
+            lines.append(f"{wanted!r} (closest: {', '.join(close) if close else 'none'})")
+        raise UnknownClass(f"unknown Open Images class(es): {'; '.join(lines)}")
+    return resolved
+
+
+def read_class_descriptions(path: Path) -> pl.DataFrame:
+    # no header: MID, display name
+    return pl.read_csv(path, has_header=False, new_columns=["mid", "display_name"], schema_overrides=[pl.String, pl.String])
+
+
+# --- the mask zips
+
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    url: str
+    size: int
+    etag: str
+
+
+DIRECTORY_SCHEMA = {
+    "name": pl.String,
+    "header_offset": pl.Int64,
+    "compress_size": pl.Int64,
+    "file_size": pl.Int64,
+    "crc": pl.Int64,
+    "compress_type": pl.Int64,
+    "refused": pl.String,
+}
+
+
+def directory_table(members: Members) -> pl.DataFrame:
+    rows = [
+        {
+            "name": info.filename,
+            "header_offset": info.header_offset,
+            "compress_size": info.compress_size,
+            "file_size": info.file_size,
+            "crc": info.CRC,
+            "compress_type": info.compress_type,
+            "refused": None,
+        }
+        for info in members.values()
+    ]
+    rows += [{"name": name, "refused": reason} for name, reason in members.refused.items()]
+    return pl.DataFrame(rows, schema=DIRECTORY_SCHEMA)
+
+
+def members_of(table: pl.DataFrame) -> Members:
+    members = Members()
+    for row in table.iter_rows(named=True):
+        if row["refused"] is not None:
+            members.refused[row["name"]] = row["refused"]
+            continue
+        info = zipfile.ZipInfo(row["name"])
+        info.header_offset, info.compress_size, info.file_size = row["header_offset"], row["compress_size"], row["file_size"]
+        info.CRC, info.compress_type = row["crc"], row["compress_type"]
+        members[row["name"]] = info
+    return members
+
+
+def member_data(blob: bytes, at: int, info: zipfile.ZipInfo) -> bytes:
+    """The bytes of member `info` whose local header starts at `at` in `blob`, checked against the
+    central directory's sizes and CRC (a cut or corrupt transfer raises BadZipFile)."""
+    header = blob[at : at + zipfile.sizeFileHeader]
+    if len(header) < zipfile.sizeFileHeader:
+        raise zipfile.BadZipFile(f"{info.filename}: truncated local header")
+    fields = struct.unpack(zipfile.structFileHeader, header)
+    if fields[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:
+        raise zipfile.BadZipFile(f"{info.filename}: bad local header signature")
+    start = at + zipfile.sizeFileHeader + fields[zipfile._FH_FILENAME_LENGTH] + fields[zipfile._FH_EXTRA_FIELD_LENGTH]
+    raw = blob[start : start + info.compress_size]
+    if len(raw) != info.compress_size:
+        raise zipfile.BadZipFile(f"{info.filename}: truncated, {len(raw)} of {info.compress_size} bytes")
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = raw
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        try:
+            data = zlib.decompress(raw, -15)
+        except zlib.error as error:
+            raise zipfile.BadZipFile(f"{info.filename}: {error}") from None
+    else:
+        raise Unavailable("unsupported_member", f"{info.filename}: compression method {info.compress_type}")
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"{info.filename}: bad CRC-32 or size")
+    return data
+
+
+def member_runs(infos: list[zipfile.ZipInfo], max_gap: int, max_span: int) -> list[tuple[int, int, list[zipfile.ZipInfo]]]:
+    """(start, end exclusive, members) of each ranged read: members in archive order, neighbours
+    closer than `max_gap` bytes read together (hf.read_ahead_plan sizes each run)."""
+    plan = read_ahead_plan(infos, max_gap, max_span)
+    runs: list[tuple[int, int, list[zipfile.ZipInfo]]] = []
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if runs and info.header_offset < runs[-1][1]:
+            runs[-1][2].append(info)
+        else:
+            runs.append((info.header_offset, info.header_offset + plan[info.filename], [info]))
+    return runs
+
+
+def read_range(session: requests.Session, url: str, start: int, end: int, timeout: float, log: FetchLedger) -> bytes:
+    """Bytes [start, end) of `url` in one Range request (the one place member bytes are fetched)."""
+    with session.get(url, headers={"Range": f"bytes={start}-{end - 1}"}, timeout=timeout, stream=True) as response:
+        response.raise_for_status()
+        if response.status_code != 206:
+            raise remotezip.RangeNotSupported(f"{url} answered {response.status_code} to a Range request")
+        data = response.content
+    log.fetched(len(data))
+    return data
+
+
+def chosen_values(setting: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    """The comma-separated values of a setting, each one of `allowed`."""
+    chosen = [value.strip() for value in setting.split(",") if value.strip()]
+    if unknown := [value for value in chosen if value not in allowed]:
+        raise ValueError(f"unknown Open Images {what}(s) {unknown}: choose from {', '.join(allowed)}")
+    return chosen
+
+
+class OpenImages(dg.ConfigurableResource):
+    """Open Images V6: chosen classes, splits and label types, from the annotation CSVs, the mask zips
+    and the CVDF image bucket (or a mirror of them)."""
+
+    annotations_url: str = "https://storage.googleapis.com/openimages"
+    images_url: str = "https://open-images-dataset.s3.amazonaws.com"
+    # comma-separated display names (case-insensitive) or MIDs
+    classes: str = ""
+    splits: str = ",".join(SPLITS)
+    label_types: str = ",".join(LABEL_TYPES)
+    # at most this many images per class and split (0: all), chosen by a seeded hash of the ImageID
+    max_samples: int = 0
+    seed: int = 0
+    # the folder under ROOT the OID layout goes to
+    folder: str = "OID_V6"
+    threads: int = 8
+    timeout_seconds: float = 60.0
+    attempts: int = 4
+    backoff_seconds: float = 0.5
+    coalesce_gap_bytes: int = 1 << 10
+    max_request_bytes: int = 64 << 20
+    max_image_bytes: int = 64 << 20
+    user_agent: str = "encord-assets"
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.attempts, self.backoff_seconds)
+
+    @property
+    def class_list(self) -> list[str]:
+        return [c.strip() for c in self.classes.split(",") if c.strip()]
+
+    @property
+    def split_list(self) -> list[str]:
+        return chosen_values(self.splits, SPLITS, "split")
+
+    @property
+    def label_type_list(self) -> list[str]:
+        return chosen_values(self.label_types, LABEL_TYPES, "label type")
+
+    def annotation_url(self, path: str) -> str:
+        return f"{self.annotations_url.rstrip('/')}/{path}"
+
+    def image_url(self, split: str, image_id: str) -> str:
+        return f"{self.images_url.rstrip('/')}/{split}/{image_id}.jpg"
+
+    def session(self) -> requests.Session:
+        return new_session(self.user_agent)
+
+    def head(self, session: requests.Session, url: str) -> UpstreamFile | None:
+        """Size and ETag of `url`; None when upstream has no such file (404)."""
+
+        def ask() -> requests.Response:
+            response = session.head(url, timeout=self.timeout_seconds, allow_redirects=True)
+            if response.status_code != 404:
+                response.raise_for_status()
+            return response
+
+        response = self.retry.call(ask)
+        if response.status_code == 404:
+            return None
+        return UpstreamFile(url, int(response.headers.get("Content-Length", 0)), response.headers.get("ETag", "").strip('"'))
+
+    def cached_upstream(self, store: DatasetStore, path: str, log: FetchLedger) -> Path | None:
+        """A local copy of annotation file `path`, kept under ROOT and fetched again only when its
+        ETag changes; None when upstream has no such file."""
+        session = self.session()
+        remote = self.head(session, self.annotation_url(path))
+        if remote is None:
+            return None
+        key = store.state_key("openimages", "upstream", path)
+        tag_key = f"{key}.etag"
+        if not (remote.etag and store.read_bytes(tag_key) == remote.etag.encode() and store.local_tables([key])):
+            store.write(key, lambda tmp: self.retry.call(lambda: download(session, remote.url, tmp, log, self.timeout_seconds, MAX_CSV_BYTES)))
+            store.write_bytes(tag_key, remote.etag.encode())
+        return store.local_tables([key])[0]
+
+    # --- fetching one partition
+
+    def fetch(self, work: PartitionWork) -> None:
+        rows, log = work.rows, work.ledger
+        for target, content in rows.filter(pl.col("kind") == "table").select("target", "content").iter_rows():
+            path = log.staging_path()
+            path.write_text(content)
+            log.staged(target, path)
+        images = rows.filter(pl.col("kind") == "image")
+        masks = rows.filter(pl.col("kind") == "mask")
+        work.log.info(f"fetching {images.height} Open Images images and {masks.height} masks")
+        session = self.session()
+        if images.height:
+            self.fetch_images(work, images, session)
+        for archive, members in masks.group_by("archive", maintain_order=True):
+            self.fetch_masks(work, archive[0], members, session)
+
+    def fetch_images(self, work: PartitionWork, images: pl.DataFrame, session: requests.Session) -> None:
+        """One GET per image not already in another chosen class's folder of the split (copied from there)."""
+        log = work.ledger
+        elsewhere = work.store.present([t for ts in images["copy_from"].to_list() for t in ts])
+        by_url: dict[str, list[str]] = {}
+        for url, target, sources in images.select("url", "target", "copy_from").iter_rows():
+            source = next((s for s in sources if s in elsewhere), None)
+            if source is None:
+                by_url.setdefault(url, []).append(target)
+                continue
+            path = log.staging_path()
+            with work.store.local_file(source) as local:
+                path.write_bytes(local.read_bytes())
+            log.staged(target, path)
+            log.note("images_copied_from_other_classes")
+        get_images(session, by_url, log, self.retry, self.threads, self.timeout_seconds, self.max_image_bytes)
+
+    def zip_directory(self, store: DatasetStore, session: requests.Session, remote: UpstreamFile, log: FetchLedger) -> Members:
+        """The zip's member table: read by Range once per zip and ETag, then from ROOT."""
+        key = store.state_key("openimages", "zip_directories", remote.url.rsplit("/", 1)[-1], f"{remote.etag or remote.size}.parquet")
+        table = store.read_parquet(key)
+        if table is not None:
+            return members_of(table)
+        fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": self.timeout_seconds})
+        # A small first read: the end record (and ZIP64 locator), then exactly the central directory.
+        with self.retry.call(lambda: remotezip.RemoteZip(remote.url, initial_buffer_size=256, session=session, fetcher=fetcher)) as zf:
+            members = index_members(zf, remote.size, log, self.max_image_bytes)
+        store.write(key, directory_table(members).write_parquet)
+        return members
+
+    def fetch_masks(self, work: PartitionWork, archive: str, rows: pl.DataFrame, session: requests.Session) -> None:
+        log = work.ledger
+        wanted: dict[str, list[str]] = {}
+        for member, target in rows.select("member", "target").iter_rows():
+            wanted.setdefault(member, []).append(target)
+        all_targets = [t for ts in wanted.values() for t in ts]
+        url = self.annotation_url(archive)
+        try:
+            remote = self.head(session, url)
+            if remote is None:
+                raise Unavailable("not_found", f"{url} not found")
+            members = self.zip_directory(work.store, session, remote, log)
+        except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
+            record_error(log, all_targets, error)
+            return
+        found = wanted_members(members, wanted, log, archive)
+        for start, end, infos in member_runs(found, self.coalesce_gap_bytes, self.max_request_bytes):
+            try:
+                blob = self.retry.call(lambda: read_range(session, url, start, end, self.timeout_seconds, log))
+            except Exception as error:  # noqa: BLE001 - every row of the run says why
+                record_error(log, [t for info in infos for t in wanted[info.filename]], error)
+                continue
+            for info in infos:
+                try:
+                    data = member_data(blob, info.header_offset - start, info)
+                except Exception as error:  # noqa: BLE001 - a corrupt member fails only its rows
+                    record_error(log, wanted[info.filename], error)
+                    continue
+                path = log.staging_path()
+                path.write_bytes(data)
+                log.staged_all(wanted[info.filename], path, info.file_size)
+
+
+
+# the resource the registry names by this module's name (sources/registry.py)
+RESOURCE = OpenImages
