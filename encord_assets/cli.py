@@ -104,13 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         from encord_assets.demo import normalized_rows
         from encord_assets.infos.files import SAMPLE_INFOS_DIR
         from encord_assets.mirror.build import attach, build_content
-        from encord_assets.mirror.server import Mirror
+        from encord_assets.mirror.server import Link, Mirror
+        from encord_assets.settings import current_values
 
         from encord_assets.mirror import openimages
 
         build_content(normalized_rows(args.infos or SAMPLE_INFOS_DIR), args.mirror_dir)
         openimages.build(args.openimages or openimages.SAMPLE_DIR, args.mirror_dir)
-        with Mirror(args.mirror_dir, port=args.port) as served:
+        link = Link(**current_values("mirror_link"))
+        with Mirror(args.mirror_dir, port=args.port, link=link) as served:
             for name, value in attach(served).items():
                 print(f"export {name}={value}", flush=True)
             try:

@@ -134,6 +134,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AWS_ACCESS_KEY_ID", None, "access key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
     Setting("AWS_SECRET_ACCESS_KEY", None, "secret key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
     Setting("AWS_PROFILE", None, "profile in `~/.aws` instead of keys", "store", shown_default="none"),
+    Setting(
+        "ENCORD_MIRROR_BANDWIDTH_BYTES", 0.0,
+        "`encord-assets mirror`: bandwidth of the emulated link in bytes/s, shared by all connections (0: unlimited)",
+        "mirror", (("mirror_link", "bandwidth_bytes_per_second"),),
+    ),
+    Setting(
+        "ENCORD_MIRROR_RTT_SECONDS", 0.0, "`encord-assets mirror`: round trip added before each answer and to each new connection",
+        "mirror", (("mirror_link", "rtt_seconds"),),
+    ),
     Setting("COCO_BASE_URL", "http://images.cocodataset.org", "COCO image host", "coco", (("coco", "base_url"),)),
     Setting(
         "COCO_METHOD", "auto", "`auto`, `zip` (Range reads of train2017.zip) or `images` (one GET per image)", "coco",
@@ -263,6 +272,14 @@ def resource_config(resource: str) -> dict:
         for value in SETTINGS
         for key, field in value.targets
         if key == resource and not (value.default is None and value.name not in os.environ)
+    }
+
+
+def current_values(resource: str) -> dict:
+    """The fields of `resource` that settings set in the environment, read now (for plain objects
+    that Dagster does not resolve, such as the mirror's link)."""
+    return {
+        field: value.read() for value in SETTINGS for key, field in value.targets if key == resource and value.name in os.environ
     }
 
 

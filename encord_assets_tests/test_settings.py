@@ -1,6 +1,7 @@
 """One module declares every setting: README agrees with it, resources take their defaults from it,
 and no other module reads the environment for a setting of its own."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -11,11 +12,12 @@ from encord_assets.infos.files import InfosDir
 from encord_assets.operations.policy import Operations
 from encord_assets.settings import REQUIRED, SETTINGS, readme_sections, readme_with_tables, resource_config
 from encord_assets.sources.registry import fetcher_keys, fetcher_resource
+from encord_assets.mirror.server import Link
 from encord_assets.store import DatasetStore
 
 README = Path(__file__).parents[1] / "README.md"
 FETCHERS = {key: fetcher_resource(key) for key in fetcher_keys()}
-RESOURCES = {**FETCHERS, "store": DatasetStore, "operations": Operations, "infos_dir": InfosDir}
+RESOURCES = {**FETCHERS, "mirror_link": Link, "store": DatasetStore, "operations": Operations, "infos_dir": InfosDir}
 # variables of other tools that the project passes on or sets for its own processes
 NOT_OURS = {"PATH", "DAGSTER_HOME", "XDG_CACHE_HOME", "HF_HOME"}
 
@@ -26,18 +28,25 @@ def test_readme_tables_are_generated_from_the_settings():
     assert {setting.section for setting in SETTINGS} <= set(readme_sections(text))
 
 
+def field_defaults(cls) -> dict:
+    """Field name -> default of a pydantic resource or a dataclass."""
+    if dataclasses.is_dataclass(cls):
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+    return {name: info.default for name, info in cls.model_fields.items()}
+
+
 def test_names_are_unique_and_targets_exist():
     names = [setting.name for setting in SETTINGS]
     assert len(names) == len(set(names))
     for setting in SETTINGS:
         for resource, field in setting.targets:
-            assert field in RESOURCES[resource].model_fields, (setting.name, resource, field)
+            assert field in field_defaults(RESOURCES[resource]), (setting.name, resource, field)
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.targets and s.default not in (None, REQUIRED)], ids=lambda s: s.name)
 def test_resource_defaults_equal_the_declared_default(setting):
     for resource, field in setting.targets:
-        assert RESOURCES[resource].model_fields[field].default == setting.default, (resource, field)
+        assert field_defaults(RESOURCES[resource])[field] == setting.default, (resource, field)
 
 
 def test_resources_are_built_from_the_settings(monkeypatch):

@@ -3,8 +3,10 @@
 Files under the content folder are served at their relative path with HEAD, Range/206,
 ETag and Content-Length on every response (keep-alive). Other upstream APIs plug in as
 routes. Faults (429 with Retry-After, 500, 503, reset, truncated body, stall) are injected
-at a configured rate, and every byte and request sent is counted. `/_mirror/*` endpoints
-let another process read the counters and change the faults.
+at a configured rate, and every byte and request sent is counted. A `Link` shapes the
+answers like a real network path: a bandwidth shared by all connections (token bucket) and
+a round trip before each answer and for each new connection. `/_mirror/*` endpoints let
+another process read the counters and change the faults and the link.
 """
 
 import hashlib
@@ -42,6 +44,41 @@ class Faults:
     latency_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Link:
+    """The network path between clients and the mirror; 0 means unlimited / no delay."""
+
+    bandwidth_bytes_per_second: float = 0.0
+    rtt_seconds: float = 0.0
+    # bytes a quiet link may send at once (a router's queue): small, so the rate holds over any window
+    burst_bytes: int = 128 << 10
+
+
+class TokenBucket:
+    """One bucket for the whole link: every connection's bytes draw from it, as on a shared wire."""
+
+    def __init__(self, link: Link):
+        self.link = link
+        self._tokens = float(link.burst_bytes)
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> None:
+        """Wait until `nbytes` may go out. A debt is taken at once and slept off, so concurrent
+        senders queue behind each other instead of each seeing the full rate."""
+        rate = self.link.bandwidth_bytes_per_second
+        if rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(float(self.link.burst_bytes), self._tokens + (now - self._updated) * rate)
+            self._updated = now
+            self._tokens -= nbytes
+            wait = -self._tokens / rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
 @dataclass
 class Reply:
     """A route's answer: a body (bytes or a file) with status and headers."""
@@ -62,7 +99,12 @@ class MirrorState:
         self.faults = Faults()
         self._random = random.Random(0)
         self.lock = threading.Lock()
+        self.set_link(Link())
         self.reset_stats()
+
+    def set_link(self, link: Link) -> None:
+        self.link = link
+        self.bucket = TokenBucket(link)
 
     def reset_stats(self) -> None:
         with self.lock:
@@ -149,6 +191,9 @@ class MirrorHandler(BaseHTTPRequestHandler):
         super().setup()
         # Small responses would otherwise wait on Nagle + delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # the TCP handshake: a new connection costs one round trip before its first request
+        if self.state.link.rtt_seconds:
+            time.sleep(self.state.link.rtt_seconds)
 
     @property
     def path_only(self) -> str:
@@ -169,6 +214,8 @@ class MirrorHandler(BaseHTTPRequestHandler):
             if path.startswith(CONTROL):
                 return self._control(path[len(CONTROL) :])
             self.state.count(path, 0, request=True)
+            if self.state.link.rtt_seconds:
+                time.sleep(self.state.link.rtt_seconds)  # the request travels there and the first byte back
             fault = self.state.pick_fault(path)
             if fault in ("429", "500", "503"):
                 headers = {"Retry-After": f"{self.state.faults.retry_after:g}"} if fault == "429" else {}
@@ -264,20 +311,26 @@ class MirrorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _write_body(self, body: bytes | Path, start: int, length: int) -> None:
+        # shaped links send in small pieces so connections share the rate finely
+        piece = 64 << 10 if self.state.link.bandwidth_bytes_per_second else 1 << 20
         if isinstance(body, bytes):
-            self.wfile.write(body[start : start + length])
-            self.state.count(self.path_only, length, request=False)
+            for offset in range(start, start + length, piece):
+                self._write_piece(body[offset : min(offset + piece, start + length)])
             return
         with open(body, "rb") as f:
             f.seek(start)
             remaining = length
             while remaining > 0:
-                chunk = f.read(min(remaining, 1 << 20))
+                chunk = f.read(min(remaining, piece))
                 if not chunk:
                     break
-                self.wfile.write(chunk)
-                self.state.count(self.path_only, len(chunk), request=False)
+                self._write_piece(chunk)
                 remaining -= len(chunk)
+
+    def _write_piece(self, chunk: bytes) -> None:
+        self.state.bucket.take(len(chunk))
+        self.wfile.write(chunk)
+        self.state.count(self.path_only, len(chunk), request=False)
 
     def _control(self, action: str) -> None:
         state = self.state
@@ -291,6 +344,8 @@ class MirrorHandler(BaseHTTPRequestHandler):
         elif action == "answers" and self.command == "POST":
             with state.lock:
                 state.answers = dict(payload)
+        elif action == "link" and self.command == "POST":
+            state.set_link(Link(**payload))
         elif action == "reset" and self.command == "POST":
             state.reset_stats()
         elif action != "stats":
@@ -314,8 +369,9 @@ class Mirror:
     """Two listeners on 127.0.0.1 sharing one state: `url` (the upstream hosts) and
     `cdn_url` (a second origin, for redirects such as Hugging Face's LFS files)."""
 
-    def __init__(self, content_dir: Path, port: int = 0, cdn_port: int = 0):
+    def __init__(self, content_dir: Path, port: int = 0, cdn_port: int = 0, link: Link = Link()):
         self.state = MirrorState(content_dir)
+        self.state.set_link(link)
         handler = type("BoundMirrorHandler", (MirrorHandler,), {"state": self.state})
         self._servers = [MirrorServer(("127.0.0.1", p), handler) for p in (port, cdn_port)]
         self._threads: list[threading.Thread] = []
@@ -351,6 +407,9 @@ class Mirror:
 
     def set_faults(self, rate: float, **options) -> None:
         self.state.set_faults(Faults(rate=rate, **options))
+
+    def set_link(self, link: Link) -> None:
+        self.state.set_link(link)
 
     def answer(self, answers: dict[str, int | str]) -> None:
         with self.state.lock:

@@ -1,8 +1,11 @@
 """The mirror behaves like a real static host: HEAD, Range/206, ETag, keep-alive, faults, counters."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import requests
 
-from encord_assets.mirror.server import Mirror
+from encord_assets.mirror.server import Link, Mirror
 
 
 def make_mirror(tmp_path) -> Mirror:
@@ -61,3 +64,41 @@ def test_control_endpoints_serve_other_processes(tmp_path):
         assert requests.get(f"{mirror.url}/files/blob.bin").status_code == 404
         stats = requests.get(f"{mirror.url}/_mirror/stats").json()
         assert stats["requests"] == 2
+
+
+def timed_get(session, url, **kwargs):
+    started = time.monotonic()
+    answer = session.get(url, **kwargs)
+    answer.raise_for_status()
+    return time.monotonic() - started, answer
+
+
+def test_a_shaped_link_limits_bandwidth_across_connections(tmp_path):
+    (tmp_path / "big.bin").write_bytes(bytes(4 << 20))
+    rate = 8 << 20  # bytes per second
+    with Mirror(tmp_path, link=Link(bandwidth_bytes_per_second=rate)) as mirror:
+        url = f"{mirror.url}/big.bin"
+        alone, answer = timed_get(requests.Session(), url)
+        assert len(answer.content) == 4 << 20
+        assert alone > 0.5 * (4 << 20) / rate
+        # four connections share the link: together they take about as long as their bytes need
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            sizes = list(pool.map(lambda _: len(requests.get(url, headers={"Range": "bytes=0-1048575"}).content), range(4)))
+        assert sizes == [1 << 20] * 4 and time.monotonic() - started > 0.5 * (4 << 20) / rate
+
+
+def test_a_shaped_link_adds_a_round_trip_per_request_and_per_connection(tmp_path):
+    (tmp_path / "small.bin").write_bytes(b"x" * 100)
+    rtt = 0.1
+    with Mirror(tmp_path) as mirror:
+        url = f"{mirror.url}/small.bin"
+        mirror.set_link(Link(rtt_seconds=rtt))
+        warm = requests.Session()
+        cold, _ = timed_get(warm, url)  # a new connection: handshake + request
+        again = [timed_get(warm, url)[0] for _ in range(3)]  # kept alive: the request's round trip only
+        assert cold > 0.5 * 2 * rtt
+        assert all(seconds > 0.5 * rtt for seconds in again)
+        # the link can be changed from another process too
+        requests.post(f"{mirror.url}/_mirror/link", json={"rtt_seconds": 0})
+        assert mirror.state.link == Link()
