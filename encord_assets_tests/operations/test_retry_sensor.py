@@ -73,11 +73,12 @@ def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sampl
     last = evaluate(coco, cursor)
     assert not last.run_requests
     assert "1 exhausted" in last.skip_reason.skip_message
-    exhausted = read_exhausted(DatasetStore(root=str(root)))
+    store = DatasetStore(root=str(root))
+    exhausted = read_exhausted(store)
     assert exhausted.select("asset", "partition", "attempts").rows() == [("image_coco", key, 2)]
-    problems = problem_rows(DatasetStore(root=str(root)))
+    problems = problem_rows(store)
     assert problems.height and problems["partition_exhausted"].all()
-    assert write_reports(root)["exhausted_partitions"]["partition"].to_list() == [key]
+    assert write_reports(store)["exhausted_partitions"]["partition"].to_list() == [key]
 
 
 def test_backoff_grows_exponentially_and_requests_are_capped_per_tick():
