@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from encord_assets.layout.paths import UnsafePath, write_atomically
+from encord_assets.ledger import Outcome
 
-PLACED = "placed"
-ALREADY_PRESENT = "already_present"
+PLACED = Outcome.PLACED.value
+ALREADY_PRESENT = Outcome.ALREADY_PRESENT.value
 
 
 def sha256_of(path: Path) -> str:

@@ -74,11 +74,12 @@ def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sampl
     assert not last.run_requests
     assert f"1 exhausted, newly: image_coco {key}" in last.skip_reason.skip_message
     assert "newly" not in evaluate(coco, last.cursor).skip_reason.skip_message  # said once
-    exhausted = read_exhausted(DatasetStore(root=str(root)))
+    store = DatasetStore(root=str(root))
+    exhausted = read_exhausted(store)
     assert exhausted.select("asset", "partition", "attempts").rows() == [("image_coco", key, 2)]
-    problems = problem_rows(DatasetStore(root=str(root)))
+    problems = problem_rows(store)
     assert problems.height and problems["partition_exhausted"].all()
-    assert write_reports(root)["exhausted_partitions"]["partition"].to_list() == [key]
+    assert write_reports(store)["exhausted_partitions"]["partition"].to_list() == [key]
 
 
 def test_backoff_grows_exponentially_and_requests_are_capped_per_tick():
