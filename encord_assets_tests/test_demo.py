@@ -13,12 +13,12 @@ import pytest
 
 def run_demo(cwd, *options):
     return subprocess.run(
-        [sys.executable, "-m", "encord_assets.cli", "demo", *options], cwd=cwd, capture_output=True, text=True, timeout=1200
+        [sys.executable, "-m", "encord_assets.cli", "demo", *options], cwd=cwd, capture_output=True, text=True, timeout=1800
     )
 
 
-@pytest.mark.timeout(2400)  # a safety net: two demo runs take about 3 minutes on an idle 2-core machine
-def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path):
+@pytest.mark.timeout(3600)  # a safety net: two demo runs take about 3 minutes on an idle 2-core machine
+def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path, monkeypatch):
     first = run_demo(tmp_path)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert "not placed" not in first.stdout and "runs that failed" not in first.stdout
@@ -33,7 +33,8 @@ def test_demo_places_every_row_then_a_second_run_fetches_nothing(tmp_path):
     assert progress and progress[-1][0] == progress[-1][1]
     assert "encord-assets dev" in first.stdout
     # named runs with evaluated checks, as the UI shows them
-    with dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home")) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".dagster_home"))  # the project's dagster.yaml reads it
+    with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="fill_image_coco"))
         assert len(runs) == int(progress[-1][1]) and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
         check = dg.AssetCheckKey(dg.AssetKey("image_coco"), "no_failed_rows")
