@@ -54,6 +54,10 @@ class Setting:
             return self.read()
         return dg.EnvVar(self.name)
 
+    @property
+    def is_set(self) -> bool:
+        return self.name in os.environ
+
     def read(self):
         """The value now (for what is fixed when definitions load: intervals, default statuses, crons)."""
         raw = os.environ.get(self.name)

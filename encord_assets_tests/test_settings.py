@@ -63,7 +63,8 @@ def test_resources_are_built_from_the_settings(monkeypatch):
 
 
 def test_no_module_reads_a_setting_of_its_own():
-    reads = re.compile(r"os\.environ(?:\.get)?[\[(]\s*['\"]([A-Z0-9_]+)|getenv\(\s*['\"]([A-Z0-9_]+)")
+    # reads, not writes: `os.environ["X"] = ...` sets a variable for child processes
+    reads = re.compile(r"os\.environ\.get\(\s*['\"]([A-Z0-9_]+)|os\.environ\[\s*['\"]([A-Z0-9_]+)['\"]\](?!\s*=[^=])|getenv\(\s*['\"]([A-Z0-9_]+)")
     package = Path(encord_assets.__file__).parent
     found = {
         name

@@ -7,14 +7,23 @@ from pathlib import Path
 
 import polars as pl
 
-from encord_assets.products.releases import ReleaseError, diff, exists, list_releases, release_info, release_table, resolve
+from encord_assets.products.releases import (
+    ReleaseError,
+    diff,
+    exists,
+    list_releases,
+    release_info,
+    release_table,
+    resolve,
+)
+from encord_assets.settings import setting
 from encord_assets.store import DatasetStore
 
 PRINT = pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
 
 
 def add_root(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default=os.environ.get("ROOT_DATA_PATH", "data"), help="a folder or s3://BUCKET/PREFIX (default $ROOT_DATA_PATH)")
+    parser.add_argument("--root", default=setting("ROOT_DATA_PATH").read() if setting("ROOT_DATA_PATH").is_set else "data", help="a folder or s3://BUCKET/PREFIX (default $ROOT_DATA_PATH)")
 
 
 def add_commands(commands) -> None:
@@ -87,7 +96,7 @@ def create(store: DatasetStore, args: argparse.Namespace) -> int:
     home = (args.dagster_home or Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")).absolute()
     install_instance_yaml(home)
     os.environ["DAGSTER_HOME"] = str(home)
-    infos = args.infos or Path(os.environ.get("ENCORD_INFOS_DIR") or SAMPLE_INFOS_DIR)
+    infos = args.infos or Path(setting("ENCORD_INFOS_DIR").read() or SAMPLE_INFOS_DIR)
     config = {"splits": args.split, "modalities": args.modality, "sources": args.source, "licenses": args.license, "exclude_licenses": args.exclude_license}
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(RELEASES.name, [args.name])
