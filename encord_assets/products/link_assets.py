@@ -8,7 +8,7 @@ import polars as pl
 from encord_assets.layout.paths import table_key
 from encord_assets.products import items as item_tables
 from encord_assets.products import links
-from encord_assets.settings import InfosDir
+from encord_assets.infos.files import InfosDir
 from encord_assets.sources.registry import SOURCES
 from encord_assets.store import DatasetStore
 

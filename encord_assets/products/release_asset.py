@@ -7,7 +7,7 @@ import dagster as dg
 from encord_assets.metadata import table_metadata
 from encord_assets.products.link_assets import PRODUCTS
 from encord_assets.products.releases import Filters, create_release, release_key, release_table
-from encord_assets.settings import InfosDir
+from encord_assets.infos.files import InfosDir
 from encord_assets.store import DatasetStore
 
 RELEASES = dg.DynamicPartitionsDefinition(name="releases")

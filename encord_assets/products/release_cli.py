@@ -88,7 +88,7 @@ def create(store: DatasetStore, args: argparse.Namespace) -> int:
     from encord_assets.operations.instance import install_instance_yaml
     from encord_assets.products.release_asset import RELEASES, release
     from encord_assets.products.releases import check_name
-    from encord_assets.settings import InfosDir
+    from encord_assets.infos.files import InfosDir
 
     check_name(args.name)
     if exists(store, args.name):

@@ -22,11 +22,11 @@ import yaml
 from dagster_graphql import DagsterGraphQLClient
 
 from encord_assets.layout.paths import BOOKKEEPING_DIR, staging_key
-from encord_assets.layout.plan import read_manifest
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.coco import coco_image
 from encord_assets.operations.instance import set_pool_limits
 from encord_assets.operations.loopback import Unavailable, local_postgres, local_redis, postgres_bin_dir, redis_server_bin
+from encord_assets_tests.conftest import manifest_of
 from encord_assets_tests.processes import DAGSTER, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
@@ -126,7 +126,7 @@ def sha256(path: Path) -> str:
 
 
 def manifest_complete(root: Path, asset: str, key: str) -> pl.DataFrame:
-    manifest = read_manifest(root, asset, key)
+    manifest = manifest_of(root, asset, key)
     assert manifest is not None, f"no manifest for {asset} {key}"
     assert set(manifest["outcome"]) <= {"placed", "already_present"}, manifest
     for row in manifest.iter_rows(named=True):

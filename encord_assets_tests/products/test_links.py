@@ -9,7 +9,7 @@ from encord_assets.infos.files import SAMPLE_INFOS_DIR
 from encord_assets.layout.paths import table_key
 from encord_assets.products.link_assets import LINK_ASSETS
 from encord_assets.products.links import annotation_mapping
-from encord_assets.settings import InfosDir
+from encord_assets.infos.files import InfosDir
 from encord_assets_tests.products.support import place_sample, sample_store
 
 MISSING = ("e-mm1_100m_only/image/425259.jpg", "e-mm1_1m_only/video/z6E9CPcgYBw_16.mp4")
