@@ -6,6 +6,7 @@ import dagster as dg
 
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
 from encord_assets.layout.paths import DEFAULT_AUDIO_DIR
+from encord_assets.products.encord.urls import EncordUrls
 from encord_assets.store import DatasetStore
 
 
@@ -42,4 +43,15 @@ def default_store() -> DatasetStore:
         upload_part_bytes=setting("ENCORD_UPLOAD_PART_BYTES", 64 << 20),
         upload_concurrency=setting("ENCORD_UPLOAD_CONCURRENCY", 16),
         upload_attempts=setting("ENCORD_UPLOAD_ATTEMPTS", 8),
+    )
+
+
+def default_encord_urls() -> EncordUrls:
+    """Object URLs of the Encord import manifests (`encord_manifest` asset)."""
+    return EncordUrls(
+        provider=setting("ENCORD_URL_PROVIDER", "aws"),
+        region=setting("ENCORD_URL_REGION", setting("AWS_REGION", "")),
+        azure_account=setting("ENCORD_AZURE_ACCOUNT", ""),
+        endpoint_url=setting("AWS_ENDPOINT_URL", ""),
+        object_url_base=setting("ENCORD_OBJECT_URL_BASE", ""),
     )
