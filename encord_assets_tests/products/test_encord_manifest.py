@@ -11,6 +11,7 @@ import pytest
 
 from encord_assets.cli import main
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
+from encord_assets.products.encord import manifest as manifest_module
 from encord_assets.products.encord.asset import encord_manifest, manifest_key
 from encord_assets.products.encord.manifest import MAX_TITLE_CHARS, shorten_title
 from encord_assets.products.encord.sdk import undocumented_keys, validate_file
@@ -111,7 +112,7 @@ def test_release_manifest_on_s3_validates_and_urls_are_served(s3_root, objectsto
     assert len(lines) - len(headers) == len(listed) + 2
 
 
-def test_split_at_max_items_and_layout_manifest(root, tmp_path, infos, instance, capsys):
+def test_split_at_max_items_and_layout_manifest(root, tmp_path, infos, instance, capsys, monkeypatch):
     released(root, tmp_path, infos, capsys)
     base = ["--root", str(root), "--object-url-base", "https://bucket.example/e-mm1"]
     whole, split = tmp_path / "whole", tmp_path / "split"
@@ -124,6 +125,17 @@ def test_split_at_max_items_and_layout_manifest(root, tmp_path, infos, instance,
     assert all(sum(len(v) for v in entries_of([p]).values()) <= 7 for p in parts)
     assert entries_of(parts) == entries_of([one])
     assert all(validate_file(p) for p in parts)
+    # large releases are grouped by file in buckets: the same entries, each key's entries together
+    monkeypatch.setattr(manifest_module, "ROWS_PER_BUCKET", 10)
+    bucketed = tmp_path / "bucketed"
+    assert main(["encord-manifest", "r1", "--out", str(bucketed), *base]) == 0
+    (in_buckets,) = sorted(bucketed.glob("encord_r1_0*.json"))
+    assert {k: sorted(v, key=json.dumps) for k, v in entries_of([in_buckets]).items()} == {
+        k: sorted(v, key=json.dumps) for k, v in entries_of([one]).items()
+    }
+    written = in_buckets.read_bytes()
+    assert main(["encord-manifest", "r1", "--out", str(bucketed), *base]) == 0
+    assert sorted(bucketed.glob("encord_r1_0*.json")) == [in_buckets] and in_buckets.read_bytes() == written
     capsys.readouterr()
 
     # a local ROOT needs the URL it was uploaded to

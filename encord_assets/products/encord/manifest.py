@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
+import polars_hash as plh
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from encord_assets.products import links
 from encord_assets.products.encord.urls import encode_key
@@ -35,6 +37,9 @@ MAX_TITLE_CHARS = 300
 # Encord's top-level key for the files of each modality, in the order the manifests list them
 KINDS = {"video": "videos", "audio": "audio", "image": "images"}
 IMAGE_GROUPS = "image_groups"
+# rows grouped by file at once (bounds memory: ~250 MB at this size), and rows handed to the writer at once
+ROWS_PER_BUCKET = 125_000
+BATCH_ROWS = 50_000
 CSV_HEADERS = {
     "videos": ["ObjectUrl", "Video title"],
     "audio": ["ObjectUrl", "Audio title"],
@@ -233,12 +238,21 @@ class ManifestFiles:
         return self.written
 
 
-def _batches(frame: pl.LazyFrame, scratch: Path, name: str):
-    """Rows of `frame` as dicts, a batch at a time, through a parquet file the streaming engine writes."""
-    path = scratch / f"{name}.parquet"
-    frame.sink_parquet(path, row_group_size=50_000)
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
-        yield from batch.to_pylist()
+def _object_batches(files: pl.LazyFrame, members: pl.LazyFrame, rows: int, scratch: Path):
+    """The objects of `files` as dicts in manifest order (Encord key, then bucket, then target), a batch at a time.
+
+    Grouping a release's rows by file holds every group in memory at once (~1 GB for 1M rows), so the rows
+    are grouped in buckets of files (by a stable hash of the target), each written to a parquet file."""
+    buckets = max(1, -(-rows // ROWS_PER_BUCKET))
+    paths = []
+    for bucket in range(buckets):
+        chosen = files.filter(plh.col("target").nchash.xxhash64() % buckets == bucket) if buckets > 1 else files
+        paths.append(scratch / f"objects_{bucket:04d}.parquet")
+        objects(chosen, members).sink_parquet(paths[-1])
+    for kind in KINDS.values():
+        for path in paths:
+            for batch in ds.dataset(path).to_batches(filter=pc.field("kind") == kind, batch_size=BATCH_ROWS):
+                yield from batch.to_pylist()
 
 
 def write_manifests(
@@ -254,7 +268,8 @@ def write_manifests(
     left_out: dict[str, int] | None = None,
 ) -> dict:
     """Write the manifests of `files` (a release's files table) under `out`; returns the report (also
-    written as `<stem>_report.json`), with the entries per key and every left-out row counted by reason."""
+    written as `<stem>_report.json`), with the entries per key and every left-out row counted by reason
+    (`left_out`: rows the caller left out before, by reason)."""
     if not 1 <= max_items <= MAX_ITEMS:
         raise ManifestError(f"--max-items {max_items}: Encord takes 1 to {MAX_ITEMS} items per import file")
     out = Path(out)
@@ -273,7 +288,8 @@ def write_manifests(
         return title
 
     with tempfile.TemporaryDirectory(prefix="encord_manifest_") as scratch:
-        for row in _batches(objects(files, members), Path(scratch), "objects"):
+        rows = files.select(pl.len()).collect().item()
+        for row in _object_batches(files, members, rows, Path(scratch)):
             url = f"{url_base}/{encode_key(row['target'])}"
             title = title_of(row["file_name"], row["target"])
             metadata = {key: row[key] for key in METADATA_SCHEMA if row.get(key) is not None}
@@ -281,7 +297,7 @@ def write_manifests(
                 metadata["release"] = release
             writer.add(row["kind"], {"objectUrl": url, "title": title, "clientMetadata": metadata}, [[url, title]])
             entries[row["kind"]] += 1
-        for row in _batches(image_groups(files, members), Path(scratch), "image_groups"):
+        for row in image_groups(files, members).collect().iter_rows(named=True):
             urls = [f"{url_base}/{encode_key(t)}" for t in row["targets"]]
             title = title_of(row["group_id"], row["group_id"])
             metadata = {"group_id": row["group_id"], "group_kind": row["group_kind"], **({"release": release} if release else {})}

@@ -27,8 +27,8 @@ def url_base(root: str, provider: str = "aws", region: str = "", azure_account: 
         return object_url_base.rstrip("/")
     if not root.startswith("s3://"):
         raise ObjectUrlError(
-            f"ROOT {root!r} is not in a bucket: pass --object-url-base with the URL where ROOT was uploaded "
-            "(for example https://my-bucket.s3.eu-west-1.amazonaws.com/e-mm1)"
+            f"ROOT {root!r} is not in a bucket: pass --object-url-base (or set ENCORD_OBJECT_URL_BASE) with the URL "
+            "where ROOT was uploaded, for example https://my-bucket.s3.eu-west-1.amazonaws.com/e-mm1"
         )
     bucket, _, prefix = root[len("s3://"):].partition("/")
     path = encode_key(prefix.strip("/"))
