@@ -203,3 +203,8 @@ def test_encord_import_checks_its_arguments_offline(tmp_path, capsys):
     assert "'typo'" in out and "unique-secret-4711" not in out
     assert main([*args, str(key), "--folder", "not-a-uuid"]) == 2
     assert "not a UUID" in capsys.readouterr().out
+    # a valid manifest and a key the SDK cannot read: the SDK refuses it before any request
+    manifest.write_text(json.dumps({"images": [{"objectUrl": "https://b.example/x.jpg", "title": "x.jpg"}], "skip_duplicate_urls": True}))
+    assert main([*args, str(key)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("error: Encord SDK:") and "unique-secret-4711" not in out

@@ -93,11 +93,18 @@ def run_import(args: argparse.Namespace) -> int:
         raise ManifestError(f"{args.manifest}: {error}") from None
     from encord import EncordUserClient
 
-    client = EncordUserClient.create_with_ssh_private_key(ssh_private_key_path=str(args.key_file), domain=args.domain)
-    found = client.get_cloud_integrations(filter_integration_titles=[args.integration])
-    if not found:
-        raise ManifestError(f"no cloud integration titled {args.integration!r} is visible to this key")
-    dataset = client.get_dataset(args.dataset)
-    job = dataset.add_private_data_to_dataset_start(str(found[0].id), str(args.manifest), ignore_errors=True, folder=folder)
+    try:
+        client = EncordUserClient.create_with_ssh_private_key(ssh_private_key_path=str(args.key_file), domain=args.domain)
+        found = client.get_cloud_integrations(filter_integration_titles=[args.integration])
+        if not found:
+            raise ManifestError(f"no cloud integration titled {args.integration!r} is visible to this key")
+        dataset = client.get_dataset(args.dataset)
+        job = dataset.add_private_data_to_dataset_start(str(found[0].id), str(args.manifest), ignore_errors=True, folder=folder)
+    except ManifestError:
+        raise
+    except Exception as error:
+        # the SDK's own message (a bad key, a refused request), never the key itself
+        print(f"error: Encord SDK: {type(error).__name__}: {error}")
+        return 1
     print(f"import started: job {job} (dataset {args.dataset}, integration {args.integration!r}); follow it in Encord's web app")
     return 0
