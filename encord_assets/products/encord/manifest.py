@@ -27,6 +27,7 @@ import polars_hash as plh
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from encord_assets.layout.paths import temporary_sibling, write_atomically
 from encord_assets.products import links
 from encord_assets.products.encord.urls import encode_key
 
@@ -187,6 +188,8 @@ class ManifestFiles:
     formats: tuple[str, ...]
     max_items: int
     written: list[Path] = field(default_factory=list)
+    # each file is written under a temporary name and renamed when all are complete
+    _staged: list[Path] = field(default_factory=list)
     _part: _Part | None = None
     _handles: dict = field(default_factory=dict)
     _first: bool = True
@@ -197,7 +200,8 @@ class ManifestFiles:
         for fmt in self.formats:
             path = self.out / f"{self.stem}_{number:04d}.{fmt}"
             self.written.append(path)
-            handle = open(path, "w", encoding="utf-8", newline="")
+            self._staged.append(temporary_sibling(path))
+            handle = open(self._staged[-1], "w", encoding="utf-8", newline="")
             self._handles[fmt] = (handle, csv.writer(handle, lineterminator="\n") if fmt == "csv" else None)
             if fmt == "json":
                 handle.write("{")
@@ -235,6 +239,8 @@ class ManifestFiles:
 
     def finish(self) -> list[Path]:
         self._close()
+        for staged, path in zip(self._staged, self.written):
+            staged.replace(path)
         return self.written
 
 
@@ -274,7 +280,7 @@ def write_manifests(
         raise ManifestError(f"--max-items {max_items}: Encord takes 1 to {MAX_ITEMS} items per import file")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(f"{stem}_[0-9][0-9][0-9][0-9].*"):
+    for stale in [*out.glob(f"{stem}_[0-9][0-9][0-9][0-9].*"), *out.glob(f".{stem}_[0-9][0-9][0-9][0-9].*.tmp")]:
         stale.unlink()
     members = memberships(groups, triplets)
     writer = ManifestFiles(out, stem, formats, max_items)
@@ -334,6 +340,7 @@ def write_manifests(
             *(["CSV manifests carry no clientMetadata (Encord's CSV import has no column for it): use the JSON files for metadata"] if "csv" in formats else []),
         ],
     }
-    (out / f"{stem}_metadata_schema.json").write_text(json.dumps(METADATA_SCHEMA, indent=1) + "\n")
-    (out / f"{stem}_report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    for name, content in (("metadata_schema", METADATA_SCHEMA), ("report", report)):
+        text = json.dumps(content, indent=1, ensure_ascii=False) + "\n"
+        write_atomically(out / f"{stem}_{name}.json", lambda path, text=text: Path(path).write_text(text, encoding="utf-8"))
     return report
