@@ -1,4 +1,5 @@
-"""The `encord-assets` command: demo, dev, status, instance, reshard, mirror, objectstore, settings, release, export."""
+"""The `encord-assets` command: demo, dev, status, instance, reshard, mirror, objectstore, settings, release, export,
+encord-manifest, encord-import."""
 
 import argparse
 import sys
@@ -55,15 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     objectstore.add_argument("--port", type=int, default=0, help="default: a free port")
     objectstore.add_argument("--bucket", default="e-mm1", help="the bucket to create (default e-mm1)")
 
+    from encord_assets.products.encord import cli as encord_cli
     from encord_assets.products.release_cli import add_commands
 
     add_commands(commands)
+    encord_cli.add_commands(commands)
 
     args = parser.parse_args(argv)
     if args.command in ("release", "export"):
         from encord_assets.products.release_cli import run
 
         return run(args)
+    if args.command in ("encord-manifest", "encord-import"):
+        return encord_cli.run(args)
     if args.command == "demo":
         from encord_assets.demo import run_demo
         from encord_assets.mirror import openimages

@@ -8,6 +8,8 @@ from encord_assets.layout.io_manager import DatasetIOManager
 from encord_assets.layout.tables import TableIOManager
 from encord_assets.operations.definitions import operations_definitions
 from encord_assets.products.captions import captions
+from encord_assets.products.encord.asset import encord_manifest
+from encord_assets.products.encord.urls import EncordUrls
 from encord_assets.products.link_assets import LINK_ASSETS
 from encord_assets.products.release_asset import release
 from encord_assets.settings import resource_config
@@ -21,12 +23,13 @@ def build_defs() -> dg.Definitions:
     """Definitions whose optional settings come from the environment as it is now."""
     store = default_store()
     core = dg.Definitions(
-        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, *OPENIMAGES_TABLE_ASSETS, captions, *LINK_ASSETS, release],
+        assets=[*INFOS_ASSETS, *SOURCE_ASSETS, *OPENIMAGES_TABLE_ASSETS, captions, *LINK_ASSETS, release, encord_manifest],
         resources={
             "store": store,
             "infos_dir": InfosDir(**resource_config("infos_dir")),
             "dataset_io_manager": DatasetIOManager(store=store),
             "table_io_manager": TableIOManager(store=store),
+            "encord_urls": EncordUrls(**resource_config("encord_urls")),
             **fetcher_resources(),
         },
     )

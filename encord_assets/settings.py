@@ -133,8 +133,11 @@ SETTINGS: tuple[Setting, ...] = (
         (("store", "upload_attempts"),),
     ),
     # Read by botocore itself (the standard AWS way); declared so the tables and the tests' scrub know them.
-    Setting("AWS_ENDPOINT_URL", None, "S3-compatible endpoint (any service but AWS itself)", "store", shown_default="AWS"),
-    Setting("AWS_REGION", None, "bucket region", "store", (("store", "region"),), shown_default="botocore's"),
+    Setting(
+        "AWS_ENDPOINT_URL", None, "S3-compatible endpoint (any service but AWS itself)", "store",
+        (("encord_urls", "endpoint_url"),), shown_default="AWS",
+    ),
+    Setting("AWS_REGION", None, "bucket region", "store", (("store", "region"), ("encord_urls", "region")), shown_default="botocore's"),
     Setting("AWS_ACCESS_KEY_ID", None, "access key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
     Setting("AWS_SECRET_ACCESS_KEY", None, "secret key (secret: never logged or recorded)", "store", shown_default="botocore's chain"),
     Setting("AWS_PROFILE", None, "profile in `~/.aws` instead of keys", "store", shown_default="none"),
@@ -146,6 +149,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ENCORD_MIRROR_RTT_SECONDS", 0.0, "`encord-assets mirror`: round trip added before each answer and to each new connection",
         "mirror", (("mirror_link", "rtt_seconds"),),
+    ),
+    Setting(
+        "ENCORD_URL_PROVIDER", "aws", "object URL form for an `s3://` ROOT: `aws`, `gcp`, `azure`, `otc`, `endpoint`",
+        "encord", (("encord_urls", "provider"),),
+    ),
+    # after AWS_REGION, so that it wins when both are set
+    Setting(
+        "ENCORD_URL_REGION", None, "bucket region in `aws` and `otc` URLs", "encord", (("encord_urls", "region"),),
+        shown_default="`AWS_REGION`",
+    ),
+    Setting("ENCORD_AZURE_ACCOUNT", "", "storage account in `azure` URLs", "encord", (("encord_urls", "azure_account"),)),
+    Setting(
+        "ENCORD_OBJECT_URL_BASE", "", "URL that ROOT was uploaded to (a local ROOT; overrides the provider)", "encord",
+        (("encord_urls", "object_url_base"),),
     ),
     Setting("COCO_BASE_URL", "http://images.cocodataset.org", "COCO image host", "coco", (("coco", "base_url"),)),
     Setting(

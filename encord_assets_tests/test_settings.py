@@ -13,11 +13,12 @@ from encord_assets.operations.policy import Operations
 from encord_assets.settings import REQUIRED, SETTINGS, readme_sections, readme_with_tables, resource_config
 from encord_assets.sources.registry import fetcher_keys, fetcher_resource
 from encord_assets.mirror.server import Link
+from encord_assets.products.encord.urls import EncordUrls
 from encord_assets.store import DatasetStore
 
 README = Path(__file__).parents[1] / "README.md"
 FETCHERS = {key: fetcher_resource(key) for key in fetcher_keys()}
-RESOURCES = {**FETCHERS, "mirror_link": Link, "store": DatasetStore, "operations": Operations, "infos_dir": InfosDir}
+RESOURCES = {**FETCHERS, "encord_urls": EncordUrls, "mirror_link": Link, "store": DatasetStore, "operations": Operations, "infos_dir": InfosDir}
 # variables of other tools that the project passes on or sets for its own processes
 NOT_OURS = {"PATH", "DAGSTER_HOME", "XDG_CACHE_HOME", "HF_HOME"}
 

@@ -149,16 +149,8 @@ def attribution(files: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def exists(store: DatasetStore, name: str) -> bool:
-    return store.read_bytes(release_key(name, "release.json")) is not None
-
-
-def create_release(store: DatasetStore, infos_dir: Path, name: str, filters: Filters, created_at: dt.datetime | None = None) -> dict:
-    """Snapshot what is placed now (filtered) as release `name`; refused when the name exists."""
-    check_name(name)
-    if exists(store, name):
-        raise ReleaseError(f"release {name!r} already exists at {store.uri(release_key(name, ''))}: releases are immutable; choose another name")
-    created_at = created_at or dt.datetime.now(dt.timezone.utc)
+def snapshot(store: DatasetStore, infos_dir: Path, filters: Filters) -> tuple[pl.LazyFrame, dict[str, pl.LazyFrame | None], pl.LazyFrame]:
+    """(files, products, captions) of what is placed now, filtered: the tables a release is made of, lazily."""
     base = store.uri("")
     everything = item_tables.items(store)
     # Members count as present when they are in the release, so products describe the release alone.
@@ -179,6 +171,21 @@ def create_release(store: DatasetStore, infos_dir: Path, name: str, filters: Fil
         .select(FILES_COLUMNS)
         .sort("split", "modality", "encord_id")
     )
+    return files, products, captions
+
+
+def exists(store: DatasetStore, name: str) -> bool:
+    return store.read_bytes(release_key(name, "release.json")) is not None
+
+
+def create_release(store: DatasetStore, infos_dir: Path, name: str, filters: Filters, created_at: dt.datetime | None = None) -> dict:
+    """Snapshot what is placed now (filtered) as release `name`; refused when the name exists."""
+    check_name(name)
+    if exists(store, name):
+        raise ReleaseError(f"release {name!r} already exists at {store.uri(release_key(name, ''))}: releases are immutable; choose another name")
+    created_at = created_at or dt.datetime.now(dt.timezone.utc)
+    base = store.uri("")
+    files, products, captions = snapshot(store, infos_dir, filters)
     store.write(release_key(name, "files.parquet"), files.sink_parquet)
     (files_path,) = store.local_tables([release_key(name, "files.parquet")])
     written = pl.scan_parquet(files_path)

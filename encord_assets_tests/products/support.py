@@ -32,13 +32,13 @@ def content_of(target: str) -> bytes:
     return f"bytes of {target}\n".encode() * 3
 
 
-def place_sample(store: DatasetStore, staging: Path, missing: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Normalize the sample's infos into the infos tables, place a file for every target but `missing`
+def place_sample(store: DatasetStore, staging: Path, missing: tuple[str, ...] = (), infos_dir: Path = SAMPLE_INFOS_DIR) -> pl.DataFrame:
+    """Normalize the sample's infos (or `infos_dir`'s) into the infos tables, place a file for every target but `missing`
     (recorded unavailable), write one manifest per source; returns the normalized rows."""
     frames = []
     for modality in MODALITIES:
         for split in splits_for(modality):
-            path = infos_file(SAMPLE_INFOS_DIR, split, modality)
+            path = infos_file(infos_dir, split, modality)
             if path is None:
                 continue
             rows = normalize(path, path.name, split, modality).rows.collect()
