@@ -15,7 +15,18 @@ from encord_assets.operations.loopback import free_port
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 PATIENCE_SECONDS = 240  # a safety net for a stuck server, not a speed requirement
 
-__all__ = ["DAGSTER", "PATIENCE_SECONDS", "free_port", "group_members", "responds", "start", "stop_group"]
+# the GraphQL mutation the UI sends for *Materialize...* over partitions
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on PartitionKeysNotFoundError { message }
+  }
+}"""
+
+__all__ = ["DAGSTER", "LAUNCH_BACKFILL", "PATIENCE_SECONDS", "free_port", "group_members", "responds", "start", "stop_group"]
 
 
 def default_signals() -> None:

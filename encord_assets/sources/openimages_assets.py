@@ -319,31 +319,32 @@ def mask_box_problem(store: DatasetStore, target: str, box: tuple | None) -> str
 
 
 def build_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    from encord_assets.operations.checks import check_result, each_file, files_on_disk, partitioned_check
+    from encord_assets.operations.checks import manifest_check
 
-    @partitioned_check(
-        asset=asset,
-        name="masks_match_boxes",
-        partitions_def=asset.partitions_def,
-        description="Every placed mask is a one-band image whose pixels lie within its box (annotation CSV).",
-    )
-    def masks_match_boxes(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> dg.AssetCheckResult:
-        rows = files_on_disk(store, spec.name, context.partition_key)
-        if rows is None:
-            return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
-        csv = rows.filter(pl.col("target").str.ends_with("_annotations.csv"))["target"].to_list()
-        table = store.read_csv(csv[0]) if csv else None
-        boxes = {}
-        if table is not None and table.height:
-            for mask, *box in table.filter(pl.col("kind") == "mask").select("mask_path", "XMin", "XMax", "YMin", "YMax").iter_rows():
-                boxes[mask] = tuple(float(v) if v else None for v in box)
-        masks = rows.filter(pl.col("modality") == "mask")
+    return [
+        manifest_check(
+            spec, asset, "masks_match_boxes",
+            "Every placed mask is a one-band image whose pixels lie within its box (annotation CSV).",
+            masks_match_boxes,
+        )
+    ]
 
-        def test(row: dict) -> str | None:
-            # the CSV's paths are relative to the OID folder: masks/<split>/<MaskPath>
-            return mask_box_problem(store, row["target"], boxes.get("masks/" + row["target"].split("/masks/", 1)[1]))
 
-        return check_result(each_file(masks, test), masks.height, "fit their boxes")
+def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+    from encord_assets.operations.checks import check_result, each_file, files_on_disk
 
-    return [masks_match_boxes]
+    rows = files_on_disk(manifest)
+    csv = rows.filter(pl.col("target").str.ends_with("_annotations.csv"))["target"].to_list()
+    table = store.read_csv(csv[0]) if csv else None
+    boxes = {}
+    if table is not None and table.height:
+        for mask, *box in table.filter(pl.col("kind") == "mask").select("mask_path", "XMin", "XMax", "YMin", "YMax").iter_rows():
+            boxes[mask] = tuple(float(v) if v else None for v in box)
+    masks = rows.filter(pl.col("modality") == "mask")
+
+    def test(row: dict) -> str | None:
+        # the CSV's paths are relative to the OID folder: masks/<split>/<MaskPath>
+        return mask_box_problem(store, row["target"], boxes.get("masks/" + row["target"].split("/masks/", 1)[1]))
+
+    return check_result(each_file(masks, test), masks.height, "fit their boxes")
 

@@ -27,7 +27,7 @@ from encord_assets.mirror.coco import coco_image
 from encord_assets.operations.instance import set_pool_limits
 from encord_assets.operations.loopback import Unavailable, local_postgres, local_redis, postgres_bin_dir, redis_server_bin
 from encord_assets_tests.conftest import manifest_of
-from encord_assets_tests.processes import DAGSTER, PATIENCE_SECONDS, free_port, responds, start, stop_group
+from encord_assets_tests.processes import DAGSTER, LAUNCH_BACKFILL, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 DAGSTER_CELERY = str(Path(DAGSTER).with_name("dagster-celery"))
@@ -76,16 +76,6 @@ def graphql(port: int, query: str, variables: dict) -> dict:
     assert "errors" not in body, body
     return body["data"]
 
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on PartitionKeysNotFoundError { message }
-  }
-}"""
 
 BACKFILL_STATUS = """
 query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""

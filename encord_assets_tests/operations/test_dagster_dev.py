@@ -23,7 +23,7 @@ from encord_assets.layout.paths import BOOKKEEPING_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
 from encord_assets.products.coverage import completeness_by_split
-from encord_assets_tests.processes import DAGSTER, PATIENCE_SECONDS, free_port, responds, start, stop_group
+from encord_assets_tests.processes import DAGSTER, LAUNCH_BACKFILL, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
 ENCORD_ASSETS = str(Path(sys.executable).with_name("encord-assets"))
 
@@ -118,14 +118,6 @@ class Webserver:
 
 
 WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-  }
-}"""
 BACKFILL = """
 query($id: String!) {
   partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status error { message } } ... on PythonError { message } }
