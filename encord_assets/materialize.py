@@ -5,22 +5,14 @@ import time
 import dagster as dg
 import polars as pl
 
+from encord_assets.definitions import build_defs
 from encord_assets.infos.files import splits_for
 from encord_assets.layout.paths import bookkeeping_key, manifest_key
 from encord_assets.settings import setting
-from encord_assets.store import DatasetStore, default_store
+from encord_assets.sources.partitions import partitions_with_rows
+from encord_assets.store import default_store
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def partitions_with_rows(store: DatasetStore, source_name: str, modality: str) -> list[str | None] | None:
-    """The partition keys holding rows of a source, from its materialized infos tables (None when
-    there is no table yet; a None key stands for rows whose partition is found at run time)."""
-    tables = store.infos_tables(modality)
-    if not tables:
-        return None
-    keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
-    return sorted(keys["partition_key"].to_list(), key=lambda key: (key is None, key or ""))
 
 
 class AssetProgress:
@@ -49,8 +41,6 @@ class Materializer:
     """One run per (asset, partition), recorded in `instance`; settings read from the environment now."""
 
     def __init__(self, instance: dg.DagsterInstance, say=lambda line: None):
-        from encord_assets.definitions import build_defs
-
         self.say = say
         self.defs = build_defs()
         self.instance = instance

@@ -13,10 +13,10 @@ from typing import Any
 
 import dagster as dg
 
-from encord_assets.materialize import partitions_with_rows
 from encord_assets.operations.partition_status import partition_statuses
-from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG, sensor_over_sources
 from encord_assets.operations.policy import Operations
+from encord_assets.operations.retry_sensor import REQUESTED_BY_TAG, sensor_over_sources
+from encord_assets.sources.partitions import partitions_with_rows
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 

@@ -189,6 +189,17 @@ class HfDatasetSource(dg.ConfigurableResource):
             )
         return commits[0]
 
+    def look_up(self, rows: pl.DataFrame, index: pl.LazyFrame, log: FetchLedger, where: str) -> tuple[dict, pl.DataFrame, str]:
+        """The rows' targets by file id, the index entries holding them, and the commit to read at;
+        an id in no file of the index is recorded unavailable (`not_in_repo`)."""
+        wanted = targets_by(rows)
+        found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
+        commit = self.check_index(found if found.height else index.head(1).collect())
+        for file_id in wanted.keys() - set(found["file_id"]):
+            for target in wanted[file_id]:
+                log.unavailable(target, "not_in_repo", f"{file_id} is in no {where} of {self.repo_id}@{commit}")
+        return wanted, found, commit
+
     def copy_zip_members(
         self,
         fs: "HfFileSystem",

@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.hf import HfDatasetSource, stem_of, targets_by
+from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.retry import record_error
 from encord_assets.sources.work import PartitionWork
 
@@ -58,12 +58,7 @@ class ImageNetParquet(HfDatasetSource):
 
     def fetch(self, work: PartitionWork, index: pl.LazyFrame) -> None:
         rows, log = work.rows, work.ledger
-        wanted = targets_by(rows)
-        found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
-        commit = self.check_index(found if found.height else index.head(1).collect())
-        for file_id in wanted.keys() - set(found["file_id"]):
-            for target in wanted[file_id]:
-                log.unavailable(target, "not_in_repo", f"{file_id} is in no {self.files} file of {self.repo_id}@{commit}")
+        wanted, found, commit = self.look_up(rows, index, log, f"{self.files} file")
         fs = self.filesystem()
         by_file = found.sort("file", "row_group", "row").partition_by("file", as_dict=True)
         work.log.info(

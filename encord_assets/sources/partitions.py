@@ -17,6 +17,7 @@ import polars as pl
 import polars_hash as plh
 
 from encord_assets.infos.datasets import lookup
+from encord_assets.store import DatasetStore
 
 
 def shards_name(source_name: str) -> str:
@@ -93,3 +94,13 @@ def source_partition_key_expr(specs) -> pl.Expr:
         .then(lookup(pl.col("source"), own).cast(pl.String))
         .otherwise(hashed)
     )
+
+
+def partitions_with_rows(store: DatasetStore, source_name: str, modality: str) -> list[str | None] | None:
+    """The partition keys holding rows of a source, from its materialized infos tables (None when
+    there is no table yet; a None key stands for rows whose partition is found at run time)."""
+    tables = store.infos_tables(modality)
+    if not tables:
+        return None
+    keys = pl.scan_parquet(tables).filter(pl.col("source") == source_name).select("partition_key").unique().collect()
+    return sorted(keys["partition_key"].to_list(), key=lambda key: (key is None, key or ""))

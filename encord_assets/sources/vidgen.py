@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from encord_assets.sources.archive_names import member_name_problem
-from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of, targets_by
+from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of
 from encord_assets.sources.retry import record_error
 from encord_assets.sources.work import PartitionWork
 
@@ -47,12 +47,7 @@ class VidGenZips(HfDatasetSource):
 
     def fetch(self, work: PartitionWork, index: pl.LazyFrame) -> None:
         rows, log = work.rows, work.ledger
-        wanted = targets_by(rows)
-        found = index.filter(pl.col("file_id").is_in(list(wanted))).collect()
-        commit = self.check_index(found if found.height else index.head(1).collect())
-        for file_id in wanted.keys() - set(found["file_id"]):
-            for target in wanted[file_id]:
-                log.unavailable(target, "not_in_repo", f"{file_id} is in no zip of {self.repo_id}@{commit}")
+        wanted, found, commit = self.look_up(rows, index, log, "zip")
         fs = self.filesystem()
         by_zip = found.sort("zip").partition_by("zip", as_dict=True, maintain_order=True)
         work.log.info(f"reading {found.height} clips from {len(by_zip)} zip(s)")
