@@ -4,7 +4,8 @@ from encord_assets.definitions import defs
 from encord_assets.sources.registry import SOURCES
 
 
-def test_every_registry_source_has_an_asset_and_its_fetcher():
+def test_every_registry_source_has_an_asset_and_its_fetcher(instance):
+    # resolved inside a live instance, as the webserver and the CLI resolve the code location
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     for spec in SOURCES:
         assert spec.name in keys
