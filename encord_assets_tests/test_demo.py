@@ -5,9 +5,12 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
+
+from encord_assets.infos.files import SAMPLE_INFOS_DIR
 
 
 
@@ -59,8 +62,21 @@ def layout_puts(log_lines: list[str], bucket: str) -> list[str]:
 
 # two whole demo runs, each ~100 Dagster runs talking to the server: longer than the default timeout
 @pytest.mark.timeout(1800)
+def small_infos(folder: Path) -> Path:
+    """A few COCO images and YouTube clips of the bundled sample: enough to cross every path of the
+    store (small and multipart uploads, manifests, tables, reports) in a fraction of the demo's runs."""
+    for modality, source, keep in (("image", "COCO", 4), ("video", "Valor", 2)):
+        lines = (SAMPLE_INFOS_DIR / "e-mm1_1m" / "infos" / f"{modality}.csv").read_text().splitlines()
+        rows = [line for line in lines[1:] if f",{source}," in line][:keep]
+        target = folder / "e-mm1_1m" / "infos" / f"{modality}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join([lines[0], *rows]) + "\n")
+    return folder
+
+
 def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
     """`encord-assets objectstore` then `encord-assets demo --root s3://...` twice, and `status` there."""
+    infos = small_infos(tmp_path / "infos")
     server = subprocess.Popen(
         [sys.executable, "-m", "encord_assets.cli", "objectstore", "--dir", str(tmp_path / "s3")],
         stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -80,13 +96,13 @@ def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
         def run(*args):
             return subprocess.run([sys.executable, "-m", "encord_assets.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
 
-        first = run("demo", "--root", root)
+        first = run("demo", "--root", root, "--infos", str(infos), "--no-openimages")
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
         uploads = layout_puts(log.read_text().splitlines(), exports["ENCORD_OBJECTSTORE_BUCKET"])
         assert any("/image/" in k for k in uploads) and any("/video/" in k for k in uploads)
         seen = len(log.read_text().splitlines())
 
-        second = run("demo", "--root", root)
+        second = run("demo", "--root", root, "--infos", str(infos), "--no-openimages")
         assert second.returncode == 0, second.stdout[-4000:]
         assert "upstream bytes fetched this run: 0;" in second.stdout
         assert layout_puts(log.read_text().splitlines()[seen:], exports["ENCORD_OBJECTSTORE_BUCKET"]) == []
