@@ -43,6 +43,17 @@ def _isolated_environment(tmp_path, dagster_home, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_definitions_state():
+    """Dagster keeps the definitions-state storage of the last instance entered in a context
+    variable; an earlier test's instance, closed since, would be found there when definitions are
+    resolved outside any instance (module-level `defs`, `dg.materialize` on an ephemeral instance)."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def root(tmp_path) -> Path:
     return tmp_path / "root"
