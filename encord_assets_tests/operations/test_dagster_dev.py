@@ -23,6 +23,7 @@ from encord_assets.layout.paths import BOOKKEEPING_DIR
 from encord_assets.materialize import Materializer
 from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
 from encord_assets.products.coverage import completeness_by_split
+from encord_assets.store import DatasetStore
 from encord_assets_tests.processes import DAGSTER, LAUNCH_BACKFILL, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
 ENCORD_ASSETS = str(Path(sys.executable).with_name("encord-assets"))
@@ -218,7 +219,7 @@ def test_encord_assets_dev_runs_jobs_and_asset_backfills_through_graphql_beside_
             Materializer(instance).run("coverage_report", raise_on_error=True)
         (report,) = web.query(REPORT)["assetOrError"]["assetMaterializations"]
         entries = {entry["label"]: entry.get("floatValue", entry.get("intValue")) for entry in report["metadataEntries"]}
-        expected = completeness_by_split(root).filter(pl.col("split") == "e-mm1_1m").row(0, named=True)
+        expected = completeness_by_split(DatasetStore(root=str(root))).filter(pl.col("split") == "e-mm1_1m").row(0, named=True)
         assert entries["e-mm1_1m complete_pct"] == expected["complete_pct"] and 0 < expected["complete_pct"] < 100
         assert entries["e-mm1_1m not_fetched"] == expected["not_fetched"]
         returncode = cli.wait(timeout=PATIENCE_SECONDS)
