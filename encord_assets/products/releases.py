@@ -6,6 +6,7 @@ A release is a folder of tables under ROOT/_encord_assets/releases/<name>/:
 - `groups.parquet`, `triplets.parquet`, `eshot_categories.parquet`: the products, with each member's
   presence *in the release*;
 - `captions.parquet`, `infos_files.parquet` (path, bytes, sha256 of every infos file), `attribution.parquet`;
+- `boxes.parquet`, `masks.parquet` when the release holds Open Images images (see openimages_items.py);
 - `release.json` (name, creation time, filters, counts), written last: a release without it is incomplete.
 `releases/latest.json` names the newest release.
 """
@@ -19,7 +20,7 @@ import polars as pl
 
 from encord_assets.layout.paths import UnsafePath, bookkeeping_key, check_component
 from encord_assets.products import items as item_tables
-from encord_assets.products import links
+from encord_assets.products import links, openimages_items
 from encord_assets.sources.registry import SOURCES
 from encord_assets.store import DatasetStore
 from encord_assets.store.backends import sha256_of
@@ -38,6 +39,7 @@ UPSTREAMS = {
     "vidgen": "Hugging Face Fudan-FUXI/VIDGEN-1M",
     "url_images": "the image URL of each row (Google Conceptual Captions)",
     "openshape": "Hugging Face OpenShape/openshape-training-data",
+    "openimages": "Open Images V6 (CVDF open-images-dataset bucket; annotations CC BY 4.0, storage.googleapis.com/openimages)",
 }
 
 
@@ -169,8 +171,10 @@ def snapshot(store: DatasetStore, infos_dir: Path, filters: Filters) -> tuple[pl
         .join(file_labels, on=["split", "modality", "encord_id"], how="left")
         .with_columns(pl.col("labels").fill_null(pl.lit([], dtype=pl.List(pl.String))))
         .select(FILES_COLUMNS)
-        .sort("split", "modality", "encord_id")
     )
+    if (detection_files := openimages_items.files(store, FILES_COLUMNS)) is not None:
+        files = pl.concat([files, detection_files.filter(filters.expr())], how="vertical_relaxed")
+    files = files.sort("split", "modality", "encord_id", "target")
     return files, products, captions
 
 
@@ -199,6 +203,10 @@ def create_release(store: DatasetStore, infos_dir: Path, name: str, filters: Fil
     splits = written.select(pl.col("split").unique()).collect()["split"].to_list()
     store.write(release_key(name, "captions.parquet"), captions.filter(pl.col("split").is_in(splits)).sink_parquet)
     store.write(release_key(name, "infos_files.parquet"), infos_checksums(infos_dir).write_parquet)
+    if (detections := openimages_items.annotation_tables(store, written)) is not None:
+        for table, frame in zip(("boxes", "masks"), detections, strict=True):
+            store.write(release_key(name, f"{table}.parquet"), frame.write_parquet)
+            counts[table] = frame.height
     credits = attribution(written)
     store.write(release_key(name, "attribution.parquet"), credits.write_parquet)
     totals = written.select(pl.len().alias("files"), pl.col("target").n_unique().alias("unique_files"), pl.col("bytes").sum().alias("bytes")).collect().row(0, named=True)

@@ -10,7 +10,7 @@ from encord_assets.store import DatasetStore
 
 
 def export(store: DatasetStore, name: str, files: pl.LazyFrame, out: Path, splits: list[str] | None) -> dict:
-    datasets, counts = detection_datasets(store, name, "yolo", files, out)
-    for split, dataset in datasets.items():
+    detections = detection_datasets(store, name, "yolo", files, out)
+    for split, dataset in detections.datasets.items():
         dataset.as_yolo(annotations_directory_path=str(out / split / "labels"), data_yaml_path=str(out / split / "data.yaml"))
-    return {"splits": sorted(datasets), **counts}
+    return {"splits": sorted(detections.datasets), **detections.counts, "problems": detections.problems}
