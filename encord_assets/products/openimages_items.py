@@ -8,6 +8,8 @@ Splits keep upstream's names (`train`, `validation`, `test`); boxes keep upstrea
 of the image size (exports scale them to the image they lay out).
 """
 
+import io
+
 import polars as pl
 
 from encord_assets.layout.paths import bookkeeping_key
@@ -45,9 +47,8 @@ def class_names(store: DatasetStore, folders: list[str]) -> dict[str, str]:
     list `openimages_classes` wrote into each OID folder."""
     names = {}
     for folder in folders:
-        with store.local_file(f"{folder}/csv/class-descriptions-boxable.csv") as path:
-            descriptions = read_class_descriptions(path) if path.is_file() else pl.DataFrame(schema={"mid": pl.String, "display_name": pl.String})
-        for mid, name in descriptions.iter_rows():
+        data = store.read_bytes(f"{folder}/csv/class-descriptions-boxable.csv")
+        for mid, name in read_class_descriptions(io.BytesIO(data)).iter_rows() if data else ():
             names[class_folder(name, mid)] = names[mid] = name
     return names
 

@@ -23,7 +23,7 @@ from encord_assets.products.releases import release_info, release_table
 from encord_assets.sources.openimages import CLASS_DESCRIPTIONS, OpenImages, annotation_file, class_folder, read_class_descriptions, resolve_classes
 from encord_assets.sources.openimages_assets import annotation_kinds, partition_rows, scan_annotations
 from encord_assets.sources.registry import SOURCES
-from encord_assets_tests.products.support import sample_store
+from encord_assets_tests.products.support import place_sample, sample_store
 
 SPEC = next(spec for spec in SOURCES if spec.fetcher == "openimages")
 SPLITS = ("train", "validation")
@@ -167,11 +167,17 @@ def test_an_undecodable_mask_fails_only_its_row_and_filters_apply(root, tmp_path
     from pycocotools.coco import COCO
 
     store = sample_store(root)
+    place_sample(store, tmp_path / "sample_staging")  # E-MM1's sample beside Open Images
     masks = sample("validation-annotations-object-segmentation.csv").filter(pl.col("LabelName") == HANDGUN)
     bad = masks["MaskPath"][0]
     place_openimages(store, upstream, tmp_path / "staging", classes="Handgun", bad_masks={bad: b"\x89PNG\r\n\x1a\n not a PNG"})
+    assert main(["release", "create", "all", "--root", str(root)]) == 0
+    everything = release_table(store, "all", "files").collect()
+    assert {"e-mm1_100m", "e-mm1_1m", "eshot", "train", "validation"} <= set(everything["split"])
+    assert everything.filter(pl.col("source") == SPEC.name)["labels"].to_list() == [["Handgun"]] * len(list((root / "OID_V6" / "images").rglob("*.jpg")))
     assert main(["release", "create", "val", "--root", str(root), "--split", "validation", "--source", "Open Images V6"]) == 0
     assert set(release_table(store, "val", "files").collect()["split"]) == {"validation"}
+    assert set(release_table(store, "val", "masks").collect()["split"]) == {"validation"}
     out = tmp_path / "coco"
     assert main(["export", "val", "--format", "coco", "--extract-to", str(out), "--root", str(root)]) == 1
     printed = capsys.readouterr().out

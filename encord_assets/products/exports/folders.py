@@ -1,6 +1,6 @@
 """FOLDERS: `<split>/<label>/<file_name>`, unlabelled files directly in `<split>/`.
 
-Labels are EShot categories and triplet annotations (Open Images classes once a release holds them);
+Labels are EShot categories, triplet annotations and Open Images classes;
 a file with several labels is in each label's folder. Two files of a split with one file name in one
 folder cannot both be there: the first (by target) is kept, the others counted as name collisions.
 """
