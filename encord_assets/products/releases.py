@@ -2,7 +2,7 @@
 
 A release is a folder of tables under ROOT/_encord_assets/releases/<name>/:
 - `files.parquet`: one row per infos row placed or present (a file serving an audio and a video row
-  appears twice, with one target);
+  appears twice, with one target), and per Open Images image placed or present;
 - `groups.parquet`, `triplets.parquet`, `eshot_categories.parquet`: the products, with each member's
   presence *in the release*;
 - `captions.parquet`, `infos_files.parquet` (path, bytes, sha256 of every infos file), `attribution.parquet`;
