@@ -185,3 +185,25 @@ def test_an_undecodable_mask_fails_only_its_row_and_filters_apply(root, tmp_path
     segmentation = COCO(str(out / "validation" / "segmentation.json"))
     assert len(segmentation.getAnnIds()) == masks.height - 1
     assert json.loads(printed.splitlines()[-2])["masks"] == masks.height - 1
+
+
+def test_what_the_open_images_source_placed_is_released_and_exported(root, tmp_path, instance, monkeypatch):
+    """Through the real source (Dagster runs against the mirror): one class and split, then release and COCO."""
+    from pycocotools.coco import COCO
+
+    from encord_assets.materialize import Materializer
+    from encord_assets.mirror.server import Mirror
+
+    oi_mirror.build(oi_mirror.SAMPLE_DIR, tmp_path / "mirror", decoys=2)
+    with Mirror(tmp_path / "mirror") as mirror:
+        for name, value in {**oi_mirror.env(mirror), "OPENIMAGES_CLASSES": "Handgun", "OPENIMAGES_SPLITS": "validation"}.items():
+            monkeypatch.setenv(name, value)
+        materializer = Materializer(instance)
+        materializer.openimages()
+    assert materializer.failures == []
+    assert main(["release", "create", "r1", "--root", str(root)]) == 0
+    assert main(["export", "r1", "--format", "coco", "--extract-to", str(tmp_path / "coco"), "--root", str(root)]) == 0
+    masks = sample("validation-annotations-object-segmentation.csv").filter(pl.col("LabelName") == HANDGUN)
+    segmentation = COCO(str(tmp_path / "coco" / "validation" / "segmentation.json"))
+    assert len(segmentation.getAnnIds()) == masks.height
+    assert len(COCO(str(tmp_path / "coco" / "validation" / "annotations.json")).getAnnIds()) == class_boxes("validation").filter(pl.col("LabelName") == HANDGUN).height
