@@ -178,6 +178,9 @@ def test_an_undecodable_mask_fails_only_its_row_and_filters_apply(root, tmp_path
     assert main(["release", "create", "val", "--root", str(root), "--split", "validation", "--source", "Open Images V6"]) == 0
     assert set(release_table(store, "val", "files").collect()["split"]) == {"validation"}
     assert set(release_table(store, "val", "masks").collect()["split"]) == {"validation"}
+    assert main(["export", "val", "--format", "darwin_json", "--extract-to", str(tmp_path / "darwin"), "--root", str(root)]) == 0
+    items = [json.loads(p.read_text())["item"] for p in (tmp_path / "darwin").rglob("*.json")]
+    assert sorted(i["source_info"]["item_id"] for i in items) == sorted(f"validation/image/{t}" for t in release_table(store, "val", "files").collect()["target"])
     out = tmp_path / "coco"
     assert main(["export", "val", "--format", "coco", "--extract-to", str(out), "--root", str(root)]) == 1
     printed = capsys.readouterr().out

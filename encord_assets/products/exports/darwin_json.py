@@ -29,7 +29,8 @@ def item(store: DatasetStore, name: str, row: dict) -> dict:
         "item": {
             "name": row["file_name"],
             "path": f"/{folder}",
-            "source_info": {"dataset": {"name": name}, "item_id": f"{row['split']}/{row['modality']}/{row['encord_id']}"},
+            # Open Images images have no encord id: their target names them
+            "source_info": {"dataset": {"name": name}, "item_id": f"{row['split']}/{row['modality']}/{row['encord_id'] if row['encord_id'] is not None else row['target']}"},
             "slots": [slot],
         },
         "annotations": [
