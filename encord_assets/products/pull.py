@@ -4,7 +4,7 @@ Files are hard links to ROOT's files when ROOT is a folder on the same filesyste
 downloads from an s3:// ROOT. Each goes to a temporary name beside its destination, is hashed, and is
 renamed into place only when it has the release's content: a file that changed in ROOT since the release
 was created is reported, never pulled. Files already at their destination with the release's content are
-skipped (unless `force_replace`).
+skipped (unless `force_replace`). A release holding Open Images masks pulls the masks of its pulled images too.
 """
 
 import os
@@ -112,6 +112,10 @@ def pull_release(
         (tables / key.rsplit("/", 1)[-1]).write_bytes(store.read_bytes(key))
     report = PullReport(name)
     planned = destinations(files, use_folders)
+    if (masks := release_table(store, name, "masks")) is not None:
+        # the masks of the pulled Open Images images come with them
+        kept = masks.join(files.select("split", "target").unique(), on=["split", "target"], how="semi")
+        planned = pl.concat([planned, destinations(kept.select("split", pl.col("mask").alias("target"), pl.col("mask_sha256").alias("sha256")), use_folders)])
     if not only_annotations:
         report.counts, report.problems = lay_out(store, folder, planned, force_replace)
     if remove_extra:

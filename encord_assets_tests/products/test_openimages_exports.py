@@ -207,6 +207,11 @@ def test_what_the_open_images_source_placed_is_released_and_exported(root, tmp_p
     assert main(["release", "create", "r1", "--root", str(root)]) == 0
     assert main(["export", "r1", "--format", "coco", "--extract-to", str(tmp_path / "coco"), "--root", str(root)]) == 0
     masks = sample("validation-annotations-object-segmentation.csv").filter(pl.col("LabelName") == HANDGUN)
+    # a pull brings the images' masks along, in the OID layout
+    assert main(["release", "pull", "r1", "--to", str(tmp_path / "pulled"), "--root", str(root)]) == 0
+    pulled = {p.relative_to(tmp_path / "pulled").as_posix() for p in (tmp_path / "pulled" / "OID_V6").rglob("*") if p.is_file()}
+    assert {f"OID_V6/masks/validation/{m}" for m in masks["MaskPath"]} <= pulled
+    assert all((tmp_path / "pulled" / p).read_bytes() == (root / p).read_bytes() for p in pulled)
     segmentation = COCO(str(tmp_path / "coco" / "validation" / "segmentation.json"))
     assert len(segmentation.getAnnIds()) == masks.height
     assert len(COCO(str(tmp_path / "coco" / "validation" / "annotations.json")).getAnnIds()) == class_boxes("validation").filter(pl.col("LabelName") == HANDGUN).height
