@@ -98,7 +98,7 @@ def annotation_tables(store: DatasetStore, release_files: pl.LazyFrame) -> tuple
                 pl.concat_str("ImageID", pl.lit(".jpg")).alias("file_name"),
                 pl.col("LabelName").replace_strict(names, default=pl.col("LabelName")).alias("label"),
                 pl.col("ImageID").alias("image_id"),
-                *[pl.col(upstream).cast(pl.Float64).alias(name) for name, upstream in (("x_min", "XMin"), ("y_min", "YMin"), ("x_max", "XMax"), ("y_max", "YMax"))],
+                *[pl.col(upstream).cast(pl.Float64, strict=False).alias(name) for name, upstream in (("x_min", "XMin"), ("y_min", "YMin"), ("x_max", "XMax"), ("y_max", "YMax"))],
                 pl.col("BoxID").alias("box_id"),
                 pl.when(pl.col("kind") == "mask").then(pl.concat_str(pl.lit(f"{folder}/"), "mask_path")).alias("mask"),
                 "kind",
@@ -106,7 +106,7 @@ def annotation_tables(store: DatasetStore, release_files: pl.LazyFrame) -> tuple
         )
     annotations = (pl.concat(rows) if rows else pl.DataFrame(schema={**MASK_COLUMNS, "kind": pl.String}).drop("mask_bytes", "mask_sha256")).lazy().join(
         chosen, on=["split", "target"], how="semi"
-    )
+    ).drop_nulls(["x_min", "y_min", "x_max", "y_max"])  # a box upstream left without coordinates has nothing to draw
     boxes = annotations.filter(pl.col("kind") == "box").select(list(BOX_COLUMNS)).sort("split", "target", "label", "x_min", "y_min")
     masks = annotations.filter(pl.col("kind") == "mask").join(masks_placed, on="mask").select(list(MASK_COLUMNS)).sort("split", "target", "mask")
     return boxes.collect(), masks.collect()
