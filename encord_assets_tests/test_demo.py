@@ -12,6 +12,8 @@ import pytest
 
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
 
+pytestmark = pytest.mark.long_running
+
 
 def run_demo(cwd, *options):
     return subprocess.run(
