@@ -20,6 +20,12 @@ from encord_assets.operations.instance import install_instance_yaml
 from encord_assets.store.objectstore import ObjectStore
 
 
+def pytest_collection_modifyitems(items):
+    """Files marked `long_running` first: the test workers take whole files, and a long file
+    started last would leave one worker busy alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 @pytest.fixture
 def dagster_home(tmp_path):
     """A fresh DAGSTER_HOME; on tmpfs when there is one, because the instance's sqlite fsyncs dominate small runs."""

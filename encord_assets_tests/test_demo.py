@@ -12,6 +12,7 @@ import pytest
 
 from encord_assets.infos.files import SAMPLE_INFOS_DIR
 
+pytestmark = pytest.mark.long_running
 
 
 def run_demo(cwd, *options):
@@ -60,8 +61,6 @@ def layout_puts(log_lines: list[str], bucket: str) -> list[str]:
     return [k for k in keys if k.startswith(f"/{bucket}/") and "/_encord_assets/" not in k and "/captions/" not in k]
 
 
-# two whole demo runs, each ~100 Dagster runs talking to the server: longer than the default timeout
-@pytest.mark.timeout(1800)
 def small_infos(folder: Path) -> Path:
     """A few COCO images and YouTube clips of the bundled sample: enough to cross every path of the
     store (small and multipart uploads, manifests, tables, reports) in a fraction of the demo's runs."""
@@ -74,6 +73,8 @@ def small_infos(folder: Path) -> Path:
     return folder
 
 
+# two demo runs talking to the server: longer than the default timeout
+@pytest.mark.timeout(1800)
 def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
     """`encord-assets objectstore` then `encord-assets demo --root s3://...` twice, and `status` there."""
     infos = small_infos(tmp_path / "infos")
@@ -113,6 +114,8 @@ def test_demo_on_object_storage_through_the_objectstore_command(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
 def test_demo_completes_when_times_are_infinite_or_nan(tmp_path):
     """Such rows once passed validation and crashed the mirror builder (OverflowError)."""
     infos = tmp_path / "infos" / "e-mm1_1m" / "infos" / "video.csv"

@@ -29,6 +29,8 @@ from encord_assets.operations.loopback import Unavailable, local_postgres, local
 from encord_assets_tests.conftest import manifest_of
 from encord_assets_tests.processes import DAGSTER, LAUNCH_BACKFILL, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
+pytestmark = pytest.mark.long_running
+
 DEPLOY = Path(__file__).parents[2] / "deploy"
 DAGSTER_CELERY = str(Path(DAGSTER).with_name("dagster-celery"))
 TASK_ID_TAG = "dagster-celery/task_id"

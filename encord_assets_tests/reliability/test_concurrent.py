@@ -4,6 +4,7 @@ one correct set of files and one manifest consistent with them."""
 import os
 
 import polars as pl
+import pytest
 
 from encord_assets.layout.paths import bookkeeping_key, manifest_key
 from encord_assets.materialize import Materializer
@@ -16,6 +17,8 @@ from encord_assets_tests.reliability.support import (
     store_of,
     start_materialize,
 )
+
+pytestmark = pytest.mark.long_running
 
 
 def test_two_runs_of_one_partition_at_once(packed, packed_mirror, any_root, instance, tmp_path):

@@ -15,6 +15,8 @@ from encord_assets_tests.reliability.support import (
     staging_leftovers,
 )
 
+pytestmark = pytest.mark.long_running
+
 FAULT_RATE = 0.2
 VARIANTS = fetcher_variants()
 # on an s3:// ROOT (uploads faulty too), a subset: single images, and clips uploaded in parts

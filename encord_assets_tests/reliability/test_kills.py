@@ -23,6 +23,8 @@ from encord_assets_tests.reliability.support import (
     start_materialize,
 )
 
+pytestmark = pytest.mark.long_running
+
 KILL_POINTS = 10
 # what slows a partition enough to be killed in the middle of it (every request waits this long)
 LATENCY_SECONDS = 0.25

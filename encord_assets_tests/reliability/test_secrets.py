@@ -18,6 +18,8 @@ from encord_assets_tests.reliability.support import (
     store_of,
 )
 
+pytestmark = pytest.mark.long_running
+
 
 def root_contents(root) -> list[tuple[str, bytes]]:
     """Every file or object under ROOT, bookkeeping included."""
