@@ -80,7 +80,7 @@ def sensor_over_sources(name: str, sources, interval: str, on: str, description:
 def failures_after(instance: dg.DagsterInstance, after: int | None, limit: int = 1) -> list:
     """Run-failure events after storage id `after`, oldest first (the latest one when `after` is None)."""
     records_filter = dg.RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_storage_id=after)
-    return list(reversed(instance.fetch_run_status_changes(records_filter, limit=limit, ascending=after is not None).records))
+    return list(instance.fetch_run_status_changes(records_filter, limit=limit, ascending=after is not None).records)
 
 
 def failed_since(instance: dg.DagsterInstance, sources, after: int) -> tuple[dict[str, set[str]], int]:

@@ -7,7 +7,7 @@ import dagster as dg
 from encord_assets.materialize import QUIET, Materializer
 from encord_assets.operations.exhausted import read_exhausted
 from encord_assets.operations.partition_status import partition_statuses, statuses_of
-from encord_assets.operations.retry_sensor import RETRY_SENSOR, plan_retries
+from encord_assets.operations.retry_sensor import RETRY_SENSOR, failures_after, plan_retries
 from encord_assets.operations.policy import Operations
 from encord_assets.products.coverage import problem_rows
 from encord_assets.products.coverage_report import write_reports
@@ -112,6 +112,8 @@ def test_after_the_first_tick_only_tracked_partitions_and_new_failures_are_looke
         resources=materializer.defs.resources, run_config=QUIET, raise_on_error=False,
     )
     assert not launched_from_the_ui.success
+    since = failures_after(instance, json.loads(first.cursor)["failures_after"], limit=10)
+    assert len(since) == 2 and since == sorted(since, key=lambda event: event.storage_id)  # oldest first, pages go on from the last
     second = evaluate(materializer, first.cursor)
     assert requested(second) == [(b, "1")]  # capped at 1 per tick; a still in backoff
     third = evaluate(materializer, second.cursor)
