@@ -9,9 +9,9 @@ Then, on a PostgreSQL instance (deploy/postgres/dagster.yaml, a server on 127.0.
 default SQLite instance as the baseline, it times: the retry sensor's first tick (no cursor: every
 partition's status of every source, which is what each tick cost before the sensor kept a
 cursor), a later tick (the failed partitions its cursor tracks), a tick after one more failed run,
-a fill sensor tick starting at the asset (round-robin within ENCORD_FILL_TICK_SECONDS) and a fill
-sweep over every source in one tick, and the GraphQL query the UI's Partitions tab makes
-(PartitionHealthQuery), through a real dagster-webserver. Ratios: PostgreSQL to SQLite, and each
+a fill sensor tick starting at the asset (round-robin within ENCORD_FILL_TICK_SECONDS) and one
+with no time limit from the first source on (it stops at the request cap), and the GraphQL query
+the UI's Partitions tab makes (PartitionHealthQuery), through a real dagster-webserver. Ratios: PostgreSQL to SQLite, and each
 retry tick to the first one.
 """
 
@@ -129,7 +129,7 @@ def tick_times(instance: dg.DagsterInstance, asset_name: str, fail_one) -> dict[
     sweep_defs = build_defs()  # settings are read when the definitions load
     with dg.build_sensor_context(instance=instance, definitions=sweep_defs, resources=sweep_defs.resources) as context:
         sweep = sweep_defs.get_repository_def().get_sensor_def(FILL_SENSOR)
-        times["fill sensor sweep over every source (one tick)"] = best_of(lambda: sweep(context))
+        times["fill sensor tick, no time limit, from the first source to the request cap"] = best_of(lambda: sweep(context))
     del os.environ["ENCORD_FILL_TICK_SECONDS"]
     return times
 
