@@ -1,8 +1,8 @@
 """Sensor ticks, and the UI's partition query, at the real partition counts.
 
-    uv run python benchmarks/ticks_at_scale.py [--asset audio_audioset] [--materialized 0.9] [--failed 20]
+    uv run python benchmarks/ticks_at_scale.py [--asset video_internvid] [--materialized 0.9] [--failed 20]
 
-For the largest source asset (audio_audioset: 3,072 shards x 3 splits = 9,216 partitions) the
+For the source asset with the most partitions (video_internvid: 4,096 shards x 2 splits = 8,192) the
 instance records a materialization for `--materialized` of its partitions and `--failed` failed
 runs; the infos table holds the asset's rows at E-MM1's size (benchmarks/partition_sizing.py).
 Then, on a PostgreSQL instance (deploy/postgres/dagster.yaml, a server on 127.0.0.1) and on the
@@ -36,7 +36,7 @@ from encord_assets.operations.loopback import free_port, local_postgres
 from encord_assets.operations.fill import FILL_SENSOR
 from encord_assets.operations.retry_sensor import RETRY_SENSOR
 from encord_assets.sources.partitions import partition_key_expr, shards_name, source_partitions
-from encord_assets.sources.registry import source_by_name
+from encord_assets.sources.registry import SOURCES, source_by_name
 
 sys.path.insert(0, str(Path(__file__).parent))
 from partition_sizing import row_counts, synthetic_rows  # noqa: E402
@@ -180,7 +180,8 @@ def measure(kind: str, config: Path, extra_env: dict[str, str], args) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--asset", default="audio_audioset")
+    largest = max(SOURCES, key=lambda spec: spec.shards * len(spec.splits)).name
+    parser.add_argument("--asset", default=largest)
     parser.add_argument("--materialized", type=float, default=0.9)
     parser.add_argument("--failed", type=int, default=20)
     args = parser.parse_args()
