@@ -1,18 +1,22 @@
-"""Sensor and schedule ticks, and the UI's partition query, at the real partition counts.
+"""Sensor ticks, and the UI's partition query, at the real partition counts.
 
-    uv run python benchmarks/ticks_at_scale.py [--asset audio_audioset] [--materialized 0.9] [--failed 20]
+    uv run python benchmarks/ticks_at_scale.py [--asset video_internvid] [--materialized 0.9] [--failed 20]
 
-For the largest source asset (audio_audioset: 3,072 shards x 3 splits = 9,216 partitions) the
+For the source asset with the most partitions (video_internvid: 4,096 shards x 2 splits = 8,192) the
 instance records a materialization for `--materialized` of its partitions and `--failed` failed
 runs; the infos table holds the asset's rows at E-MM1's size (benchmarks/partition_sizing.py).
 Then, on a PostgreSQL instance (deploy/postgres/dagster.yaml, a server on 127.0.0.1) and on the
-default SQLite instance as the baseline, it times: one tick of the asset's retry sensor, one tick
-of its fill schedule (every partition's status), one tick of every retry sensor (what a single
-sensor over all sources would do per tick), and the GraphQL query the UI's Partitions tab makes
-(PartitionHealthQuery), through a real dagster-webserver.
+default SQLite instance as the baseline, it times: the retry sensor's first tick (no cursor: every
+partition's status of every source, which is what each tick cost before the sensor kept a
+cursor), a later tick (the failed partitions its cursor tracks), a tick after one more failed run,
+a fill sensor tick starting at the asset (round-robin within ENCORD_FILL_TICK_SECONDS) and one
+with no time limit from the first source on (it stops at the request cap), and the GraphQL query
+the UI's Partitions tab makes (PartitionHealthQuery), through a real dagster-webserver. Ratios: PostgreSQL to SQLite, and each
+retry tick to the first one.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -32,7 +36,7 @@ from encord_assets.operations.loopback import free_port, local_postgres
 from encord_assets.operations.fill import FILL_SENSOR
 from encord_assets.operations.retry_sensor import RETRY_SENSOR
 from encord_assets.sources.partitions import partition_key_expr, shards_name, source_partitions
-from encord_assets.sources.registry import source_by_name
+from encord_assets.sources.registry import SOURCES, source_by_name
 
 sys.path.insert(0, str(Path(__file__).parent))
 from partition_sizing import row_counts, synthetic_rows  # noqa: E402
@@ -61,7 +65,8 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
 }"""
 
 
-def populate(instance: dg.DagsterInstance, root: Path, asset_name: str, materialized: float, failed: int) -> None:
+def populate(instance: dg.DagsterInstance, root: Path, asset_name: str, materialized: float, failed: int):
+    """Returns a function that records one more failed run, of the next partition not yet run."""
     spec = source_by_name(asset_name)
     partitions = source_partitions(spec)
     rows = synthetic_rows(spec, row_counts()[asset_name]).select(
@@ -79,12 +84,18 @@ def populate(instance: dg.DagsterInstance, root: Path, asset_name: str, material
     def stand_in() -> None:
         raise RuntimeError("a failed partition for the benchmark")
 
-    for key in keys[len(done) : len(done) + failed]:
-        dg.materialize([stand_in], partition_key=key, instance=instance, raise_on_error=False)
+    not_run = iter(keys[len(done) :])
+
+    def fail_one() -> None:
+        dg.materialize([stand_in], partition_key=next(not_run), instance=instance, raise_on_error=False)
+
+    for _ in range(failed):
+        fail_one()
 
     table = root / BOOKKEEPING_DIR / "tables" / f"infos_{spec.modality}" / "e-mm1_100m.parquet"
     table.parent.mkdir(parents=True, exist_ok=True)
     rows.write_parquet(table)
+    return fail_one
 
 
 def best_of(fn) -> float:
@@ -96,21 +107,31 @@ def best_of(fn) -> float:
     return min(times)
 
 
-def tick_times(instance: dg.DagsterInstance, asset_name: str) -> dict[str, float]:
+def tick_times(instance: dg.DagsterInstance, asset_name: str, fail_one) -> dict[str, float]:
     from encord_assets.definitions import build_defs
 
     defs = build_defs()
     repository = defs.get_repository_def()
 
-    def sensor_tick(name: str):
-        with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
+    def tick(name: str, cursor: str | None = None) -> dg.SensorResult:
+        with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
             return repository.get_sensor_def(name)(context)
 
-    assert sensor_tick(RETRY_SENSOR).run_requests
-    return {
-        "retry sensor tick (every source)": best_of(lambda: sensor_tick(RETRY_SENSOR)),
-        "fill sensor tick (every source)": best_of(lambda: sensor_tick(FILL_SENSOR)),
-    }
+    first = tick(RETRY_SENSOR)
+    assert first.run_requests
+    times = {"retry sensor, first tick (every partition of every source)": best_of(lambda: tick(RETRY_SENSOR))}
+    times["retry sensor, later tick (partitions its cursor tracks)"] = best_of(lambda: tick(RETRY_SENSOR, first.cursor))
+    fail_one()
+    times["retry sensor, tick after one more failed run"] = best_of(lambda: tick(RETRY_SENSOR, first.cursor))
+    fill_from_asset = json.dumps({"next": asset_name})
+    times[f"fill sensor tick (from {asset_name}, round-robin)"] = best_of(lambda: tick(FILL_SENSOR, fill_from_asset))
+    os.environ["ENCORD_FILL_TICK_SECONDS"] = "3600"
+    sweep_defs = build_defs()  # settings are read when the definitions load
+    with dg.build_sensor_context(instance=instance, definitions=sweep_defs, resources=sweep_defs.resources) as context:
+        sweep = sweep_defs.get_repository_def().get_sensor_def(FILL_SENSOR)
+        times["fill sensor tick, no time limit, from the first source to the request cap"] = best_of(lambda: sweep(context))
+    del os.environ["ENCORD_FILL_TICK_SECONDS"]
+    return times
 
 
 def graphql_time(home: Path, asset_name: str, env: dict[str, str]) -> float:
@@ -147,9 +168,9 @@ def measure(kind: str, config: Path, extra_env: dict[str, str], args) -> dict[st
     try:
         with dg.DagsterInstance.get() as instance:
             started = time.perf_counter()
-            populate(instance, root, args.asset, args.materialized, args.failed)
+            fail_one = populate(instance, root, args.asset, args.materialized, args.failed)
             print(f"{kind}: populated in {time.perf_counter() - started:.0f} s", flush=True)
-            times = tick_times(instance, args.asset)
+            times = tick_times(instance, args.asset, fail_one)
         times["UI partition query (GraphQL)"] = graphql_time(home, args.asset, env)
         print(f"{kind}: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in times.items()), flush=True)
         return times
@@ -159,7 +180,8 @@ def measure(kind: str, config: Path, extra_env: dict[str, str], args) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--asset", default="audio_audioset")
+    largest = max(SOURCES, key=lambda spec: spec.shards * len(spec.splits)).name
+    parser.add_argument("--asset", default=largest)
     parser.add_argument("--materialized", type=float, default=0.9)
     parser.add_argument("--failed", type=int, default=20)
     args = parser.parse_args()
@@ -168,9 +190,11 @@ def main() -> None:
         postgres = measure("postgres", DEPLOY / "postgres" / "dagster.yaml", {"DAGSTER_POSTGRES_URL": url}, args)
     sqlite = measure("sqlite", INSTANCE_YAML, {}, args)
     print(f"\n{args.asset}: {partitions:,} partitions, {args.materialized:.0%} materialized, {args.failed} failed; best of {REPEATS}\n")
-    print("| measure | PostgreSQL s | SQLite s (baseline) | ratio |\n|---|---|---|---|")
+    first = next(iter(postgres))
+    print("| measure | PostgreSQL s | SQLite s (baseline) | ratio | PostgreSQL, to the first retry tick |\n|---|---|---|---|---|")
     for name, seconds in postgres.items():
-        print(f"| {name} | {seconds:.2f} | {sqlite[name]:.2f} | {seconds / sqlite[name]:.2f} |")
+        to_first = f"{seconds / postgres[first]:.3f}" if name.startswith("retry") else ""
+        print(f"| {name} | {seconds:.2f} | {sqlite[name]:.2f} | {seconds / sqlite[name]:.2f} | {to_first} |")
     print(f"\n(median of the per-measure ratios: {statistics.median(postgres[n] / sqlite[n] for n in postgres):.2f})")
 
 

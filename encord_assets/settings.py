@@ -274,6 +274,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENCORD_FILL_SENSOR", False, "fill sensor on by default", "operations"),
     Setting("ENCORD_FILL_INTERVAL_SECONDS", 3600, "seconds between fill sensor ticks", "operations"),
     Setting(
+        "ENCORD_FILL_TICK_SECONDS", 3, "a fill sensor tick looks at further sources (round-robin) only within this time",
+        "operations", (("operations", "fill_tick_seconds"),),
+    ),
+    Setting(
         "ENCORD_DURATION_TOLERANCE_MS", 500, "allowed difference between a clip's duration and its infos times",
         "operations", (("operations", "duration_tolerance_ms"),),
     ),

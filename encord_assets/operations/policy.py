@@ -16,6 +16,8 @@ class Operations(dg.ConfigurableResource):
     max_backoff_seconds: int = 6 * 3600
     # run requests one sensor or schedule tick may make
     max_requests_per_tick: int = 10
+    # a fill sensor tick starts on another source only while it has run for less than this
+    fill_tick_seconds: int = 3
     # a clip's decoded duration may differ from end_time - start_time by this much
     duration_tolerance_ms: int = 500
     # a long partition logs its progress this often

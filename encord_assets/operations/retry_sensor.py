@@ -5,6 +5,12 @@ asset and partition the number of runs requested and when the last one was: atte
 an exponentially growing backoff, and after `max_attempts` the partition is exhausted: named in
 the tick's log line and in ROOT/_encord_assets/exhausted/<asset>.json (read by the coverage
 report) until a later run of it succeeds. Each tick logs one line saying what it did.
+
+The cursor also keeps the storage id of the latest run failure it has seen. The first tick (or
+one after the cursor was reset) reads every partition's status; later ticks read only the
+statuses of the partitions the cursor tracks and of those whose run failed since (a partition
+with failed rows fails its run too: its `no_failed_rows` check is blocking), so a tick costs
+what changed, not how many partitions there are.
 """
 
 import json
@@ -13,18 +19,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
+from dagster._core.events import DagsterEventType
 
 from encord_assets.operations.exhausted import write_exhausted
-from encord_assets.operations.partition_status import partition_statuses
+from encord_assets.operations.partition_status import partition_statuses, statuses_of
 from encord_assets.operations.policy import Operations
 from encord_assets.settings import setting
 from encord_assets.sources.registry import SourceSpec
+from encord_assets.operations.tick_summary import tick_summary
 from encord_assets.store import DatasetStore
 
 FAILED = dg.AssetPartitionStatus.FAILED
 IN_PROGRESS = dg.AssetPartitionStatus.IN_PROGRESS
 ATTEMPT_TAG = "encord/retry_attempt"
 REQUESTED_BY_TAG = "encord/requested_by"
+PAGE = 500  # run failures read per query
 
 
 def iso(timestamp: float) -> str:
@@ -68,6 +77,31 @@ def sensor_over_sources(name: str, sources, interval: str, on: str, description:
     )
 
 
+def failures_after(instance: dg.DagsterInstance, after: int | None, limit: int = 1) -> list:
+    """Run-failure events after storage id `after`, oldest first (the latest one when `after` is None)."""
+    records_filter = dg.RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_storage_id=after)
+    return list(instance.fetch_run_status_changes(records_filter, limit=limit, ascending=after is not None).records)
+
+
+def failed_since(instance: dg.DagsterInstance, sources, after: int) -> tuple[dict[str, set[str]], int]:
+    """Partitions per source whose run failed after event `after`, and the latest such event's storage id.
+
+    A failed run's partitions are those it planned to materialize, whichever way it was launched
+    (a fill_<source> job, the UI's asset job, a backfill).
+    """
+    source_of = {asset.key: spec.name for spec, asset, _ in sources}
+    found: dict[str, set[str]] = {}
+    while page := failures_after(instance, after, PAGE):
+        for failure in page:
+            planned = instance.get_records_for_run(failure.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+            for record in planned:
+                event = record.event_log_entry.dagster_event
+                if event.asset_key in source_of and event.partition:
+                    found.setdefault(source_of[event.asset_key], set()).add(event.partition)
+        after = page[-1].storage_id
+    return found, after
+
+
 def build_retry_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]]) -> dg.SensorDefinition:
     @sensor_over_sources(
         RETRY_SENSOR,
@@ -79,16 +113,31 @@ def build_retry_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]
     )
     def retry_failed(context: dg.SensorEvaluationContext, operations: Operations, store: DatasetStore) -> dg.SensorResult:
         now = time.time()
-        attempts = json.loads(context.cursor)["attempts"] if context.cursor else {}
-        cursor, due, waiting, exhausted_now, newly = {}, [], 0, [], []
+        state = json.loads(context.cursor) if context.cursor else {}
+        attempts = state.get("attempts", {})
+        first_tick = "failures_after" not in state
+        if first_tick:  # every partition's status; later ticks start from the latest failure seen now
+            latest = failures_after(context.instance, None)
+            failures, mark = None, latest[0].storage_id if latest else 0
+        else:
+            failures, mark = failed_since(context.instance, sources, state["failures_after"])
+        cursor, due, waiting, exhausted_now, newly, looked = {}, [], 0, [], [], 0
         for spec, asset, job in sources:
             before = attempts.get(spec.name, {})
-            asset_due, kept, exhausted = plan_retries(partition_statuses(context.instance, asset), before, operations, now)
-            write_exhausted(
-                store,
-                spec.name,
-                {k: {"attempts": v["attempts"], "last_request": iso(v["last_request"])} for k, v in exhausted.items()},
-            )
+            if failures is None:
+                statuses = partition_statuses(context.instance, asset)
+            elif keys := set(before) | failures.get(spec.name, set()):
+                statuses = statuses_of(context.instance, asset, keys)
+            else:
+                continue
+            looked += len(statuses)
+            asset_due, kept, exhausted = plan_retries(statuses, before, operations, now)
+            if first_tick or set(exhausted) != {key for key, entry in before.items() if entry.get("exhausted")}:
+                write_exhausted(
+                    store,
+                    spec.name,
+                    {k: {"attempts": v["attempts"], "last_request": iso(v["last_request"])} for k, v in exhausted.items()},
+                )
             for key in sorted(exhausted):
                 if not before.get(key, {}).get("exhausted"):
                     newly.append(f"{spec.name} {key}")
@@ -112,15 +161,18 @@ def build_retry_sensor(sources: list[tuple[SourceSpec, dg.AssetsDefinition, Any]
                     tags={ATTEMPT_TAG: str(attempt + 1), REQUESTED_BY_TAG: "retry_sensor"},
                 )
             )
-        summary = (
-            f"requested {len(requests)} retry run(s)"
-            + (f" ({', '.join(f'{name} {key} #{attempt + 1}' for attempt, name, key, _ in chosen)})" if chosen else "")
-            + f"; {waiting + postponed} failed partition(s) waiting for backoff, a running run or the next tick; "
-            + f"{len(exhausted_now)} exhausted"
-            + (f", newly: {', '.join(newly)}" if newly else "")
+        summary = tick_summary(
+            "retry",
+            [(name, f"{key} #{attempt + 1}") for attempt, name, key, _ in chosen],
+            waiting + postponed,
+            "failed partition(s) waiting for backoff, a running run or the next tick",
+            [
+                f"{len(exhausted_now)} exhausted" + (f", newly: {', '.join(newly)}" if newly else ""),
+                f"looked at {looked} partition(s)" + (" (first tick: all of them)" if first_tick else ""),
+            ],
         )
         (context.log.warning if newly else context.log.info)(summary)
-        state = json.dumps({"attempts": cursor}, sort_keys=True)
+        state = json.dumps({"attempts": cursor, "failures_after": mark}, sort_keys=True)
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=state)
         return dg.SensorResult(skip_reason=summary, cursor=state)

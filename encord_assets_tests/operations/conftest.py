@@ -7,13 +7,14 @@ from encord_assets.materialize import Materializer
 
 @pytest.fixture
 def operations_env(monkeypatch):
-    """Retry settings for tests, set before the definitions are built: no backoff, two attempts."""
+    """Retry settings for tests, set before the definitions are built: no backoff, two attempts;
+    fill ticks that look at every source."""
 
     def apply(**values):
         for name, value in values.items():
             monkeypatch.setenv(name, str(value))
 
-    apply(ENCORD_RETRY_BACKOFF_SECONDS=0, ENCORD_RETRY_MAX_ATTEMPTS=2, ENCORD_MAX_REQUESTS_PER_TICK=10)
+    apply(ENCORD_RETRY_BACKOFF_SECONDS=0, ENCORD_RETRY_MAX_ATTEMPTS=2, ENCORD_MAX_REQUESTS_PER_TICK=10, ENCORD_FILL_TICK_SECONDS=600)
     return apply
 
 

@@ -1,3 +1,5 @@
+import json
+
 import dagster as dg
 
 from encord_assets.materialize import Materializer
@@ -6,9 +8,9 @@ from encord_assets.operations.retry_sensor import RETRY_SENSOR
 from encord_assets_tests.operations.support import failing
 
 
-def evaluate(materializer: Materializer) -> dg.SensorResult:
+def evaluate(materializer: Materializer, cursor: str | None = None) -> dg.SensorResult:
     defs = materializer.defs
-    with dg.build_sensor_context(instance=materializer.instance, definitions=defs, resources=defs.resources) as context:
+    with dg.build_sensor_context(instance=materializer.instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
         return defs.get_repository_def().get_sensor_def(FILL_SENSOR)(context)
 
 
@@ -29,8 +31,28 @@ def test_the_fill_sensor_requests_each_missing_or_failed_partition_once_capped(c
     assert len({r.run_key for r in requests}) == len(requests)
 
     operations_env(ENCORD_MAX_REQUESTS_PER_TICK=2)
-    capped = evaluate(Materializer(instance)).run_requests
-    assert [(r.job_name, r.partition_key) for r in capped] == [("fill_image_coco", key) for key in sorted(keys[1:])[:2]]
+    capped = evaluate(Materializer(instance))
+    assert [(r.job_name, r.partition_key) for r in capped.run_requests] == [("fill_image_coco", key) for key in sorted(keys[1:])[:2]]
+    assert json.loads(capped.cursor) == {"next": "video_internvid"}  # the cap is reached: the next source next tick
+
+
+def test_a_tick_out_of_time_leaves_the_next_sources_to_the_next_ticks_round_robin(coco, instance, operations_env):
+    from encord_assets.sources.registry import SOURCES
+
+    operations_env(ENCORD_FILL_TICK_SECONDS=0)  # each tick looks at one source
+    materializer = Materializer(instance)
+    names = [spec.name for spec in SOURCES]
+    start = names.index("audio_wavcaps")
+    cursor, looked_at = json.dumps({"next": names[start]}), []
+    for _ in names:
+        result = evaluate(materializer, cursor)
+        looked_at.append(json.loads(cursor)["next"])
+        assert {r.job_name for r in result.run_requests} <= {f"fill_{looked_at[-1]}"}  # that source's only
+        assert result.run_requests or looked_at[-1] != "image_coco"
+        if not result.run_requests:
+            assert f"looked at 1 of {len(names)} source(s) from {looked_at[-1]}" in result.skip_reason.skip_message
+        cursor = result.cursor
+    assert looked_at == names[start:] + names[:start] and json.loads(cursor)["next"] == names[start]  # each once, then around
 
 
 def test_without_infos_tables_the_fill_sensor_says_what_to_do_first(instance, operations_env):

@@ -4,14 +4,15 @@ import time
 
 import dagster as dg
 
+from encord_assets.materialize import QUIET, Materializer
 from encord_assets.operations.exhausted import read_exhausted
-from encord_assets.operations.retry_sensor import RETRY_SENSOR, plan_retries
+from encord_assets.operations.partition_status import partition_statuses, statuses_of
+from encord_assets.operations.retry_sensor import RETRY_SENSOR, failures_after, plan_retries
 from encord_assets.operations.policy import Operations
 from encord_assets.products.coverage import problem_rows
 from encord_assets.products.coverage_report import write_reports
 from encord_assets.store import DatasetStore
 from encord_assets_tests.operations.support import failing, run_partition
-
 
 
 def evaluate(materializer, cursor=None) -> dg.SensorResult:
@@ -80,6 +81,57 @@ def test_attempts_are_capped_and_the_exhausted_partition_is_reported(coco, sampl
     problems = problem_rows(store)
     assert problems.height and problems["partition_exhausted"].all()
     assert write_reports(store)["exhausted_partitions"]["partition"].to_list() == [key]
+
+
+def requested(result: dg.SensorResult) -> list[tuple[str, str]]:
+    return [(r.partition_key, r.tags["encord/retry_attempt"]) for r in result.run_requests]
+
+
+def message(result: dg.SensorResult) -> str:
+    return result.skip_reason.skip_message if result.skip_reason else ""
+
+
+def test_after_the_first_tick_only_tracked_partitions_and_new_failures_are_looked_at(coco, sample_mirror, instance, operations_env):
+    operations_env(ENCORD_RETRY_BACKOFF_SECONDS=3600, ENCORD_MAX_REQUESTS_PER_TICK=1)
+    materializer = Materializer(instance)
+    a, b, c, never_run = sorted(coco.source_partitions("image_coco", "image"))[:4]
+    failing(sample_mirror)
+    assert not materializer.run("image_coco", a).success
+
+    first = evaluate(materializer)
+    assert requested(first) == [(a, "1")]  # the first tick reads every partition's status
+    # The request is not run: a's failure is before the cursor from now on, and only its attempt
+    # count in the cursor keeps its backoff.
+    waits = evaluate(materializer, first.cursor)
+    assert not waits.run_requests and "1 failed partition(s) waiting" in message(waits)
+    assert "looked at 1 partition(s)" in message(waits)  # not every partition again
+
+    assert not materializer.run("image_coco", b).success  # after the cursor, through the fill job
+    launched_from_the_ui = dg.materialize(
+        materializer.assets, selection=["image_coco"], partition_key=c, instance=instance,
+        resources=materializer.defs.resources, run_config=QUIET, raise_on_error=False,
+    )
+    assert not launched_from_the_ui.success
+    since = failures_after(instance, json.loads(first.cursor)["failures_after"], limit=10)
+    assert len(since) == 2 and since == sorted(since, key=lambda event: event.storage_id)  # oldest first, pages go on from the last
+    second = evaluate(materializer, first.cursor)
+    assert requested(second) == [(b, "1")]  # capped at 1 per tick; a still in backoff
+    third = evaluate(materializer, second.cursor)
+    assert requested(third) == [(c, "1")]  # c's failure is before this cursor: the cursor tracked it
+    assert "looked at 3 partition(s)" in message(evaluate(materializer, third.cursor))
+
+    sample_mirror.set_faults(0)
+    assert materializer.run("image_coco", b).success
+    after = evaluate(materializer, third.cursor)
+    assert not after.run_requests
+    assert sorted(json.loads(after.cursor)["attempts"]["image_coco"]) == [a, c]  # b succeeded: forgotten
+    assert "2 failed partition(s) waiting" in message(after) and "looked at 3 partition(s)" in message(after)
+
+    # the few-keys status agrees with Dagster's own over every partition (never run, failed, materialized)
+    asset = materializer.defs.get_assets_def("image_coco")
+    everything = partition_statuses(instance, asset)
+    assert everything[never_run] is None and everything[a] == dg.AssetPartitionStatus.FAILED
+    assert statuses_of(instance, asset, set(everything)) == everything
 
 
 def test_backoff_grows_exponentially_and_requests_are_capped_per_tick():

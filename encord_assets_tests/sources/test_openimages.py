@@ -214,6 +214,7 @@ def test_on_object_storage_cached_csvs_directories_and_placed_files_go_through_t
 
 def test_the_fill_sensor_requests_the_chosen_classes_partitions_and_the_retry_sensor_sees_a_failed_one(serve, monkeypatch):
     monkeypatch.setenv("OPENIMAGES_ATTEMPTS", "1")
+    monkeypatch.setenv("ENCORD_FILL_TICK_SECONDS", "600")  # one fill tick reaches Open Images, the last source
     mirror, materializer, _ = serve(oi_mirror.SAMPLE_DIR, "Handgun")
     assert materializer.run("openimages_classes").success
     assert materializer.run("openimages_annotations", "validation").success
