@@ -69,8 +69,7 @@ def infos_output(
         "rejects_file": dg.MetadataValue.path(store.uri(rejects_key(modality, split))),
         **({"rows_by_source": table_metadata(by_source.sort("source"))} if by_source is not None else {}),
     }
-    # rows already written to a parquet file in staging: the IO manager moves that into place
-    yield dg.Output(infos.rows if infos.rows_file is None else infos.rows_file, metadata=metadata)
+    yield dg.Output(infos.rows, metadata=metadata)
 
 
 def build_infos_asset(modality: str) -> dg.AssetsDefinition:
@@ -84,8 +83,8 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
     )
     def infos_asset(context: dg.AssetExecutionContext, infos_dir: InfosDir, store: DatasetStore) -> Iterator[dg.Output]:
         work_dir, _ = store.staging_dir(f"infos_{modality}", context.partition_key, context.run.run_id, context.instance)
-        # the rows file stays here until the IO manager has placed it: a generator asset resumes
-        # only after its output is handled
+        # the judged rows stay here until the IO manager has written the table: a generator asset
+        # resumes only after its output is handled
         try:
             yield from infos_output(context, infos_dir, store, modality, work_dir)
         finally:

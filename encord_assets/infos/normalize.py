@@ -76,8 +76,6 @@ class NormalizedInfos:
     rejects: pl.DataFrame
     # rows per (source, partition_key); for text, one row: the count
     counts: pl.DataFrame
-    # the parquet file `rows` reads, when normalize was given a work folder
-    rows_file: Path | None = None
 
 
 def empty_rows(modality: str) -> pl.LazyFrame:
@@ -242,8 +240,8 @@ def normalize(
 ) -> NormalizedInfos:
     """Validate the CSV at `path` (named `infos_file` in reports) and normalize it lazily.
 
-    The CSV is parsed once; the normalized rows are written to `work_dir` (which must outlive the
-    returned rows), or kept in memory when there is none (small files: tests, the demo's plans)."""
+    The CSV is parsed once; its judged rows are kept in `work_dir` (which must outlive the returned
+    rows), or in memory when there is none (small files: tests, the demo's plans)."""
     if path.stat().st_size == 0:
         return unread(modality, infos_file, "empty file (no header)")
     header = _header(path)
@@ -288,8 +286,6 @@ def normalize(
         pl.coalesce(verdicts).alias("_reason"),
         pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, (name, _) in zip(verdicts, rules)]).alias("_column"),
         pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, (name, _) in zip(verdicts, rules)]).alias("_value"),
-        pl.lit(split).alias("split"),
-        pl.lit(infos_file).alias("infos_file"),
     )
     if modality == "text":
         judged = judged.with_columns(pl.lit("text").alias("source"))
@@ -300,33 +296,48 @@ def normalize(
         judged = (
             judged.with_columns(
                 lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
+                pl.lit(split).alias("split"),
                 pl.lit(modality).alias("modality"),
             )
             .with_columns(target_expr(audio_dir).alias("target"))
             .with_columns(source_partition_key_expr(specs).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
+    # The one pass over the CSV: every rule evaluated once, and the judged rows kept as parquet (in
+    # memory for small files), from which duplicates, rejects, counts and rows are read by column.
+    # (One streaming query with several outputs would evaluate the rules once per output.)
+    constants = {"split": split, "infos_file": infos_file, "modality": modality}
+    kept = [c for c in row_columns if isinstance(c, str) and c not in constants]
+    judged = judged.select(*dict.fromkeys([*kept, "source", "row_id", "row_id_raw", "_reason", "_column", "_value"]))
+    if work_dir is None:
+        judged = judged.collect(engine="streaming").lazy()
+    else:
+        judged_file = Path(work_dir) / "judged.parquet"
+        # read back within the run: fast compression, no statistics, and row groups small enough
+        # that reading one back does not raise the peak
+        judged.sink_parquet(judged_file, compression="lz4", statistics=False, row_group_size=50_000)
+        judged = pl.scan_parquet(judged_file)
+    judged = _judge_duplicates(judged, id_column).with_columns(pl.lit(v).alias(c) for c, v in constants.items())
     valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null())
+    rejects = _rejects(judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null()), infos_file, modality)
+    counts = valid.group_by(count_by).len() if count_by else valid.select(pl.len())
+    rejects, counts = pl.collect_all([rejects, counts], engine="streaming")
+    return NormalizedInfos(valid.select(row_columns), rejects, counts)
 
-    # The one pass over the CSV: rows, rejects, counts and ids come out of one streaming query.
-    # Duplicate ids need every id first; they are rare, so the rows are written assuming none and
-    # corrected afterwards when there are some.
-    rows_file = None if work_dir is None else Path(work_dir) / "rows.parquet"
-    rows_out = valid.select(row_columns)
-    queries = [
-        rows_out if rows_file is None else rows_out.sink_parquet(rows_file, lazy=True),
-        _rejects(judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null()), infos_file, modality),
-        valid.group_by(count_by).len() if count_by else valid.select(pl.len()),
-        judged.select("infos_row", "row_id", "row_id_raw").filter(pl.col("row_id").is_not_null()),
-    ]
-    rows, rejects, counts, ids = pl.collect_all(queries, engine="streaming")
-    rows = pl.scan_parquet(rows_file) if rows_file is not None else rows.lazy()
-    # the lowest row of each id is its first: found by a hashed pass, whatever order rows came in
-    duplicates = ids.filter(pl.col("infos_row") != pl.col("infos_row").min().over("row_id"))
+
+def _judge_duplicates(judged: pl.LazyFrame, id_column: str) -> pl.LazyFrame:
+    """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
+    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other."""
+    # the lowest row of each id is its first: a hashed pass over two columns, whatever the order
+    ids = judged.select("infos_row", "row_id").filter(pl.col("row_id").is_not_null()).collect(engine="streaming")
+    duplicate_rows = ids.filter(pl.col("infos_row") != pl.col("infos_row").min().over("row_id"))["infos_row"]
     del ids
-    if duplicates.height:
-        rows, rejects, counts = _reject_duplicates(rows, rejects, duplicates, infos_file, id_column, count_by, rows_file)
-    return NormalizedInfos(rows, rejects.sort("infos_row", nulls_last=True), counts, rows_file)
+    duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
+    return judged.with_columns(
+        pl.when(duplicate).then(pl.lit(DUPLICATE_REASON)).otherwise(pl.col("_reason")).alias("_reason"),
+        pl.when(duplicate).then(pl.lit(id_column)).otherwise(pl.col("_column")).alias("_column"),
+        pl.when(duplicate).then(pl.col("row_id_raw")).otherwise(pl.col("_value")).alias("_value"),
+    )
 
 
 def _rejects(rejected: pl.LazyFrame, infos_file: str, modality: str) -> pl.LazyFrame:
@@ -343,36 +354,3 @@ def _rejects(rejected: pl.LazyFrame, infos_file: str, modality: str) -> pl.LazyF
         .alias("reason"),
         pl.when(unrouted).then(pl.lit("unrouted")).otherwise(pl.lit("rejected")).alias("kind"),
     ).cast(REJECT_SCHEMA)
-
-
-def _reject_duplicates(
-    rows: pl.LazyFrame,
-    rejects: pl.DataFrame,
-    duplicates: pl.DataFrame,
-    infos_file: str,
-    id_column: str,
-    count_by: list[str],
-    rows_file: Path | None,
-) -> tuple[pl.LazyFrame, pl.DataFrame, pl.DataFrame]:
-    """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
-    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other."""
-    duplicate = pl.col("infos_row").is_in(duplicates["infos_row"].implode())
-    as_rejects = duplicates.select(
-        pl.lit(infos_file).alias("infos_file"),
-        "infos_row",
-        pl.lit(id_column).alias("column"),
-        pl.col("row_id_raw").alias("value"),
-        pl.lit(DUPLICATE_REASON).alias("reason"),
-        pl.lit("rejected").alias("kind"),
-    ).cast(REJECT_SCHEMA)
-    rejects = pl.concat([rejects.filter(~duplicate), as_rejects])
-    kept = rows.filter(~duplicate)
-    if rows_file is None:
-        rows = kept.collect().lazy()
-    else:
-        deduplicated = rows_file.with_name("rows_deduplicated.parquet")
-        kept.sink_parquet(deduplicated)
-        deduplicated.replace(rows_file)
-        rows = pl.scan_parquet(rows_file)
-    counts = rows.group_by(count_by).len().collect() if count_by else rows.select(pl.len()).collect()
-    return rows, rejects, counts

@@ -1,8 +1,5 @@
 """Parquet tables under ROOT (normalized infos, captions, indexes), one file per partition."""
 
-import shutil
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
@@ -24,14 +21,10 @@ class TableIOManager(dg.ConfigurableIOManager):
             return pattern.format(partition=partition_file_stem(partition_key) if partition_key else "all")
         return table_key(name, partition_key)
 
-    def handle_output(self, context: dg.OutputContext, table: pl.LazyFrame | pl.DataFrame | Path) -> None:
-        """`table` is rows, or a parquet file of them in the run's staging, which is moved into place."""
+    def handle_output(self, context: dg.OutputContext, table: pl.LazyFrame | pl.DataFrame) -> None:
         key = self._key(context, context.partition_key if context.has_partition_key else None)
-        if isinstance(table, Path):
-            self.store.write(key, lambda path: shutil.move(table, path))
-        else:
-            # sink_parquet streams: normalized infos of the real E-MM1 never sit whole in memory.
-            self.store.write(key, table.lazy().sink_parquet)
+        # sink_parquet streams: normalized infos of the real E-MM1 never sit whole in memory.
+        self.store.write(key, table.lazy().sink_parquet)
         context.add_output_metadata({"path": dg.MetadataValue.path(self.store.uri(key))})
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame:
