@@ -209,15 +209,16 @@ def _rules(
         ]
     else:
         rules.append(("file_id", pl.when(pl.col("file_id").is_null()).then(pl.lit("empty"))))
-        for name, (pattern, description) in FILE_ID_PATTERNS.items():
-            rules.append(
-                (
-                    "file_id",
-                    pl.when((dataset == name) & ~pl.col("file_id").str.contains(pattern)).then(
-                        pl.lit(f"not {description}")
-                    ),
-                )
+        # one regex per row, its dataset's (none for a dataset that fixes no format)
+        pattern = lookup(dataset, {name: pattern for name, (pattern, _) in FILE_ID_PATTERNS.items()})
+        rules.append(
+            (
+                "file_id",
+                pl.when(~pl.col("file_id").str.contains(pattern)).then(
+                    lookup(dataset, {name: f"not {description}" for name, (_, description) in FILE_ID_PATTERNS.items()})
+                ),
             )
+        )
         if modality == "points":
             rules.append(("file_id", unsafe_component_reason(pl.col("file_id"))))
     return rules
