@@ -5,8 +5,10 @@
    the same URL list against the same mirror with the same settings.
 2. Members/s and MB/s of our streamed extraction of a tar.gz from the mirror's Hub
    (302 to its CDN) vs `tarfile` reading the same stream with no extraction.
+3. Seconds of an in-process no-op run (every file present, manifest written) of a GCC partition
+   of `--noop-rows` rows against one of 80 rows: what grows with a partition's rows.
 
-    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500]
+    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500] [--noop-rows 8000]
 """
 
 import argparse
@@ -20,8 +22,8 @@ import polars as pl
 import requests
 
 
-def one_partition_of_gcc_rows(count: int) -> pl.DataFrame:
-    """Infos rows of GCC that all fall in one `<shard>|e-mm1_1m` partition."""
+def one_partition_of_gcc_rows(count: int, nth: int = 0) -> pl.DataFrame:
+    """Infos rows of GCC that all fall in one `<shard>|e-mm1_1m` partition (the `nth` one)."""
     from encord_assets.sources.partitions import partition_key_expr
     from encord_assets.sources.registry import source_by_name
 
@@ -32,8 +34,8 @@ def one_partition_of_gcc_rows(count: int) -> pl.DataFrame:
     keyed = candidates.with_columns(pl.format("e-mm1_1m_only/image/{}", "file_name").alias("target")).with_columns(
         partition_key_expr(pl.lit(shards)).alias("key")
     )
-    first_key = keyed["key"][0]
-    chosen = keyed.filter(pl.col("key") == first_key).head(count)
+    key = keyed["key"].unique(maintain_order=True)[nth]
+    chosen = keyed.filter(pl.col("key") == key).head(count)
     return chosen.select(
         (pl.col("n") + 1).alias("encord_image_id"),
         pl.lit("Google Conceptual Captions").alias("source_dataset"),
@@ -89,6 +91,42 @@ def bench_images(work: Path, count: int) -> dict:
     return {"images": count, "ours_per_s": count / ours, "direct_per_s": count / direct}
 
 
+def bench_noop(work: Path, rows: int, small: int) -> dict:
+    """In-process runs of two complete GCC partitions (every file present, manifest written): one
+    of `rows` rows, one of `small` rows; what a no-op run costs beyond Dagster's own per-run work."""
+    import dagster as dg
+
+    from encord_assets.materialize import Materializer
+
+    infos = pl.concat([one_partition_of_gcc_rows(rows, 0), one_partition_of_gcc_rows(small, 1)])
+    (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
+    infos.write_csv(work / "infos/e-mm1_1m/infos/image.csv")
+    (work / "home").mkdir()
+    images = work / "root/e-mm1_1m_only/image"
+    images.mkdir(parents=True)
+    for name in infos["file_name"]:
+        (images / name).write_bytes(b"\xff\xd8 placed earlier")
+    os.environ.update({"ROOT_DATA_PATH": str(work / "root"), "DAGSTER_HOME": str(work / "home"), "ENCORD_INFOS_DIR": str(work / "infos")})
+    seconds = {}
+    with dg.DagsterInstance.get() as instance:
+        materializer = Materializer(instance)
+        materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
+        keys = materializer.source_partitions("image_googleconceptualcaptions", "image")
+        for key in keys:
+            # the first run finds every file present and writes the manifest; the second is the no-op
+            materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
+            best = float("inf")
+            for _ in range(3):
+                started = time.monotonic()
+                result = materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
+                best = min(best, time.monotonic() - started)
+            (event,) = result.get_asset_materialization_events()
+            metadata = event.materialization.metadata
+            seconds[metadata["rows"].value] = best
+            assert metadata["rows_already_present"].value == metadata["rows"].value and metadata["requests"].value == 0
+    return {"rows": rows, "small": small, "seconds": seconds[rows], "small_seconds": seconds[small]}
+
+
 def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
     from encord_assets.ledger import FetchLedger
     from encord_assets.mirror import hf_hub
@@ -134,15 +172,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--members", type=int, default=1500)
+    parser.add_argument("--noop-rows", type=int, default=8000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_HOME"] = str(Path(tmp) / "hf_home")
+        noop = bench_noop(Path(tmp) / "noop", args.noop_rows, 80)
         archive = bench_archive(Path(tmp) / "archive", args.members)
         images = bench_images(Path(tmp) / "images", args.images)
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
     ratio = images["ours_per_s"] / images["direct_per_s"]
     print(f"{'GCC partition, images/s (' + str(images['images']) + ' URLs) vs img2dataset direct':58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
+    name = f"no-op run of a complete partition, s ({noop['rows']:,} rows vs {noop['small']})"
+    print(f"{name:58} {noop['seconds']:10.2f} {noop['small_seconds']:10.2f} {noop['seconds'] / noop['small_seconds']:7.2f}")
     for label in ("all", "1%"):
         name = f"tar.gz, extract {label} of {archive['members']} members"
         print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")

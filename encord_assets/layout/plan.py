@@ -37,7 +37,7 @@ def plan_partition(store: DatasetStore, asset_name: str, partition_key: str, row
     safe = targets.filter(~targets.is_in(list(unsafe)))
     present = store.present(safe.to_list())
     previous = store.read_manifest(asset_name, partition_key)
-    known = pl.DataFrame(schema=KNOWN_SCHEMA) if previous is None else previous.select(KNOWN_SCHEMA).cast(KNOWN_SCHEMA)
+    known = pl.DataFrame(schema=KNOWN_SCHEMA) if previous is None else previous.select(list(KNOWN_SCHEMA)).cast(KNOWN_SCHEMA)
     known = known.unique("target", keep="first").rename(lambda c: c if c == "target" else f"before_{c}")
     sizes = pl.DataFrame({"target": list(present), "size": list(present.values())}, schema={"target": pl.String, "size": pl.Int64})
     judged = (
@@ -71,5 +71,5 @@ def plan_partition(store: DatasetStore, asset_name: str, partition_key: str, row
     )
     todo_targets = judged.filter(missing & ~known_unavailable.fill_null(False))["target"]
     todo = rows.unique("target", keep="first", maintain_order=True).filter(pl.col("target").is_in(todo_targets.implode()))
-    prior = pl.concat([rejected, already, unavailable], how="diagonal_relaxed")
-    return Plan(todo=todo, prior=prior.with_columns(pl.lit(None).alias(c) for c in RESULT_SCHEMA if c not in prior.columns).select(RESULT_SCHEMA).cast(RESULT_SCHEMA))
+    prior = pl.concat([pl.DataFrame(schema=RESULT_SCHEMA), rejected, already, unavailable], how="diagonal_relaxed")
+    return Plan(todo=todo, prior=prior.select(list(RESULT_SCHEMA)).cast(RESULT_SCHEMA))
