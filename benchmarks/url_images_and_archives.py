@@ -6,7 +6,8 @@
 2. Members/s and MB/s of our streamed extraction of a tar.gz from the mirror's Hub
    (302 to its CDN) vs `tarfile` reading the same stream with no extraction.
 3. Seconds of an in-process no-op run (every file present, manifest written) of a GCC partition
-   of `--noop-rows` rows against one of 80 rows: what grows with a partition's rows.
+   of `--noop-rows` rows against one of 80 rows, the asset alone and with its checks: what grows
+   with a partition's rows.
 
     uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500] [--noop-rows 8000]
 """
@@ -92,11 +93,12 @@ def bench_images(work: Path, count: int) -> dict:
 
 
 def bench_noop(work: Path, rows: int, small: int) -> dict:
-    """In-process runs of two complete GCC partitions (every file present, manifest written): one
-    of `rows` rows, one of `small` rows; what a no-op run costs beyond Dagster's own per-run work."""
+    """In-process no-op runs of two complete GCC partitions (every file present, manifest written),
+    one of `rows` rows and one of `small`: the asset alone, and with the checks its fill job runs
+    (they hash and decode every file of the partition on every run)."""
     import dagster as dg
 
-    from encord_assets.materialize import Materializer
+    from encord_assets.materialize import QUIET, Materializer
 
     infos = pl.concat([one_partition_of_gcc_rows(rows, 0), one_partition_of_gcc_rows(small, 1)])
     (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
@@ -107,24 +109,35 @@ def bench_noop(work: Path, rows: int, small: int) -> dict:
     for name in infos["file_name"]:
         (images / name).write_bytes(b"\xff\xd8 placed earlier")
     os.environ.update({"ROOT_DATA_PATH": str(work / "root"), "DAGSTER_HOME": str(work / "home"), "ENCORD_INFOS_DIR": str(work / "infos")})
-    seconds = {}
+    asset = "image_googleconceptualcaptions"
+    seconds: dict[tuple[str, int], float] = {}
     with dg.DagsterInstance.get() as instance:
         materializer = Materializer(instance)
         materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
-        keys = materializer.source_partitions("image_googleconceptualcaptions", "image")
-        for key in keys:
-            # the first run finds every file present and writes the manifest; the second is the no-op
-            materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
-            best = float("inf")
-            for _ in range(3):
-                started = time.monotonic()
-                result = materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
-                best = min(best, time.monotonic() - started)
-            (event,) = result.get_asset_materialization_events()
-            metadata = event.materialization.metadata
-            seconds[metadata["rows"].value] = best
-            assert metadata["rows_already_present"].value == metadata["rows"].value and metadata["requests"].value == 0
-    return {"rows": rows, "small": small, "seconds": seconds[rows], "small_seconds": seconds[small]}
+
+        def asset_alone(key: str) -> dg.ExecuteInProcessResult:
+            return dg.materialize(
+                materializer.defs.assets, selection=[asset], partition_key=key, instance=instance,
+                resources=materializer.defs.resources, run_config=QUIET,
+            )
+
+        def with_checks(key: str) -> dg.ExecuteInProcessResult:
+            return materializer.run(asset, key, raise_on_error=True)
+
+        for key in materializer.source_partitions(asset, "image"):
+            # the first run finds every file present and writes the manifest; the next ones are no-ops
+            asset_alone(key)
+            for label, run in (("asset", asset_alone), ("checks", with_checks)):
+                best = float("inf")
+                for _ in range(3):
+                    started = time.monotonic()
+                    result = run(key)
+                    best = min(best, time.monotonic() - started)
+                (event,) = result.get_asset_materialization_events()
+                metadata = event.materialization.metadata
+                assert metadata["rows_already_present"].value == metadata["rows"].value and metadata["requests"].value == 0
+                seconds[label, metadata["rows"].value] = best
+    return {"rows": rows, "small": small, **{f"{label}_{n}": value for (label, n), value in seconds.items()}}
 
 
 def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
@@ -183,8 +196,10 @@ def main() -> None:
     print(f"{'measure':58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
     ratio = images["ours_per_s"] / images["direct_per_s"]
     print(f"{'GCC partition, images/s (' + str(images['images']) + ' URLs) vs img2dataset direct':58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
-    name = f"no-op run of a complete partition, s ({noop['rows']:,} rows vs {noop['small']})"
-    print(f"{name:58} {noop['seconds']:10.2f} {noop['small_seconds']:10.2f} {noop['seconds'] / noop['small_seconds']:7.2f}")
+    for label, what in (("asset", "asset alone"), ("checks", "with its checks")):
+        name = f"no-op run, {what}, s ({noop['rows']:,} rows vs {noop['small']})"
+        big, small = noop[f"{label}_{noop['rows']}"], noop[f"{label}_{noop['small']}"]
+        print(f"{name:58} {big:10.2f} {small:10.2f} {big / small:7.2f}")
     for label in ("all", "1%"):
         name = f"tar.gz, extract {label} of {archive['members']} members"
         print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")
