@@ -47,19 +47,19 @@ def one_partition_of_gcc_rows(count: int, nth: int = 0) -> pl.DataFrame:
     )
 
 
-def bench_images(work: Path, count: int) -> dict:
+def bench_images(work: Path, count: int, link=None) -> dict:
     import dagster as dg
 
     from encord_assets.materialize import Materializer
     from encord_assets.mirror import url_images
-    from encord_assets.mirror.server import Mirror
+    from encord_assets.mirror.server import Link, Mirror
     from encord_assets.sources.url_images import rewrite_rules, rewrite_url_expr, run_img2dataset
 
     infos = one_partition_of_gcc_rows(count)
     (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
     infos.write_csv(work / "infos/e-mm1_1m/infos/image.csv")
     (work / "home").mkdir()
-    with Mirror(work / "mirror") as mirror:
+    with Mirror(work / "mirror", link=link or Link()) as mirror:
         url_images.routes(mirror)
         settings = url_images.env(mirror)
         os.environ.update(
@@ -186,24 +186,36 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--members", type=int, default=1500)
     parser.add_argument("--noop-rows", type=int, default=8000)
+    parser.add_argument("--mbit", type=float, default=0.0, help="URL images over a link of this bandwidth (0: raw loopback)")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="... and this round trip")
+    parser.add_argument("--parts", default="images,archive,noop")
     args = parser.parse_args()
+    from encord_assets.mirror.server import Link
+
+    parts = set(args.parts.split(","))
+    link = Link(bandwidth_bytes_per_second=args.mbit * 1e6 / 8, rtt_seconds=args.rtt_ms / 1000)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_HOME"] = str(Path(tmp) / "hf_home")
-        noop = bench_noop(Path(tmp) / "noop", args.noop_rows, 80)
-        archive = bench_archive(Path(tmp) / "archive", args.members)
-        images = bench_images(Path(tmp) / "images", args.images)
+        noop = bench_noop(Path(tmp) / "noop", args.noop_rows, 80) if "noop" in parts else None
+        archive = bench_archive(Path(tmp) / "archive", args.members) if "archive" in parts else None
+        images = bench_images(Path(tmp) / "images", args.images, link) if "images" in parts else None
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
-    ratio = images["ours_per_s"] / images["direct_per_s"]
-    print(f"{'GCC partition, images/s (' + str(images['images']) + ' URLs) vs img2dataset direct':58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
-    for label, what in (("asset", "asset alone"), ("checks", "with its checks")):
-        name = f"no-op run, {what}, s ({noop['rows']:,} rows vs {noop['small']})"
-        big, small = noop[f"{label}_{noop['rows']}"], noop[f"{label}_{noop['small']}"]
-        print(f"{name:58} {big:10.2f} {small:10.2f} {big / small:7.2f}")
-    for label in ("all", "1%"):
-        name = f"tar.gz, extract {label} of {archive['members']} members"
-        print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")
-        print(f"{name + ', MB/s vs tarfile listing':58} {archive['member_mb'] / archive[label]:10.1f} {archive['member_mb'] / archive['baseline']:10.1f} {archive['baseline'] / archive[label]:7.2f}")
+    if images:
+        shaped = f", {args.mbit:g} Mbit/s {args.rtt_ms:g} ms" if args.mbit or args.rtt_ms else ""
+        name = f"GCC partition, images/s ({images['images']:,} URLs{shaped}) vs img2dataset direct"
+        ratio = images["ours_per_s"] / images["direct_per_s"]
+        print(f"{name:58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
+    if noop:
+        for label, what in (("asset", "asset alone"), ("checks", "with its checks")):
+            name = f"no-op run, {what}, s ({noop['rows']:,} rows vs {noop['small']})"
+            big, small = noop[f"{label}_{noop['rows']}"], noop[f"{label}_{noop['small']}"]
+            print(f"{name:58} {big:10.2f} {small:10.2f} {big / small:7.2f}")
+    if archive:
+        for label in ("all", "1%"):
+            name = f"tar.gz, extract {label} of {archive['members']} members"
+            print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")
+            print(f"{name + ', MB/s vs tarfile listing':58} {archive['member_mb'] / archive[label]:10.1f} {archive['member_mb'] / archive['baseline']:10.1f} {archive['baseline'] / archive[label]:7.2f}")
 
 
 if __name__ == "__main__":

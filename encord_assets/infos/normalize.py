@@ -329,10 +329,12 @@ def normalize(
 def _judge_duplicates(judged: pl.LazyFrame, id_column: str) -> pl.LazyFrame:
     """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
     (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other."""
-    # the lowest row of each id is its first: a hashed pass over two columns, whatever the order
-    ids = judged.select("infos_row", "row_id").filter(pl.col("row_id").is_not_null()).collect(engine="streaming")
-    duplicate_rows = ids.filter(pl.col("infos_row") != pl.col("infos_row").min().over("row_id"))["infos_row"]
-    del ids
+    # a hashed pass over two columns, in row order (a window over the whole frame would hold it in memory)
+    duplicate_rows = (
+        judged.select("infos_row", "row_id")
+        .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
+        .collect(engine="streaming")["infos_row"]
+    )
     duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
     return judged.with_columns(
         pl.when(duplicate).then(pl.lit(DUPLICATE_REASON)).otherwise(pl.col("_reason")).alias("_reason"),
