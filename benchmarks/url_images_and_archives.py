@@ -85,11 +85,13 @@ def bench_images(work: Path, count: int, link=None) -> dict:
             materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
             (key,) = materializer.source_partitions("image_googleconceptualcaptions", "image")
             started = time.monotonic()
-            materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
+            result = materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
             ours = time.monotonic() - started
+        (event,) = result.get_asset_materialization_events()
+        steps = {name: event.materialization.metadata[f"{name}_seconds"].value for name in ("fetch", "place")}
         placed = len(list((work / "root/e-mm1_1m_only/image").glob("*.jpg")))
     assert placed == direct_files == count, (placed, direct_files, count)
-    return {"images": count, "ours_per_s": count / ours, "direct_per_s": count / direct}
+    return {"images": count, "ours_per_s": count / ours, "direct_per_s": count / direct, "ours_s": ours, "direct_s": direct, **steps}
 
 
 def bench_noop(work: Path, rows: int, small: int) -> dict:
@@ -206,6 +208,11 @@ def main() -> None:
         name = f"GCC partition, images/s ({images['images']:,} URLs{shaped}) vs img2dataset direct"
         ratio = images["ours_per_s"] / images["direct_per_s"]
         print(f"{name:58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
+        rest = images["ours_s"] - images["fetch"] - images["place"]
+        print(
+            f"  ours {images['ours_s']:.1f} s: fetch {images['fetch']:.1f} (img2dataset {images['direct_s']:.1f} s alone), "
+            f"place {images['place']:.1f}, run and checks {rest:.1f}"
+        )
     if noop:
         for label, what in (("asset", "asset alone"), ("checks", "with its checks")):
             name = f"no-op run, {what}, s ({noop['rows']:,} rows vs {noop['small']})"
