@@ -5,8 +5,11 @@
    the same URL list against the same mirror with the same settings.
 2. Members/s and MB/s of our streamed extraction of a tar.gz from the mirror's Hub
    (302 to its CDN) vs `tarfile` reading the same stream with no extraction.
+3. Seconds of an in-process no-op run (every file present, manifest written) of a GCC partition
+   of `--noop-rows` rows against one of 80 rows, the asset alone and with its checks: what grows
+   with a partition's rows.
 
-    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500]
+    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500] [--noop-rows 8000]
 """
 
 import argparse
@@ -20,8 +23,8 @@ import polars as pl
 import requests
 
 
-def one_partition_of_gcc_rows(count: int) -> pl.DataFrame:
-    """Infos rows of GCC that all fall in one `<shard>|e-mm1_1m` partition."""
+def one_partition_of_gcc_rows(count: int, nth: int = 0) -> pl.DataFrame:
+    """Infos rows of GCC that all fall in one `<shard>|e-mm1_1m` partition (the `nth` one)."""
     from encord_assets.sources.partitions import partition_key_expr
     from encord_assets.sources.registry import source_by_name
 
@@ -32,8 +35,8 @@ def one_partition_of_gcc_rows(count: int) -> pl.DataFrame:
     keyed = candidates.with_columns(pl.format("e-mm1_1m_only/image/{}", "file_name").alias("target")).with_columns(
         partition_key_expr(pl.lit(shards)).alias("key")
     )
-    first_key = keyed["key"][0]
-    chosen = keyed.filter(pl.col("key") == first_key).head(count)
+    key = keyed["key"].unique(maintain_order=True)[nth]
+    chosen = keyed.filter(pl.col("key") == key).head(count)
     return chosen.select(
         (pl.col("n") + 1).alias("encord_image_id"),
         pl.lit("Google Conceptual Captions").alias("source_dataset"),
@@ -44,19 +47,19 @@ def one_partition_of_gcc_rows(count: int) -> pl.DataFrame:
     )
 
 
-def bench_images(work: Path, count: int) -> dict:
+def bench_images(work: Path, count: int, link=None) -> dict:
     import dagster as dg
 
     from encord_assets.materialize import Materializer
     from encord_assets.mirror import url_images
-    from encord_assets.mirror.server import Mirror
+    from encord_assets.mirror.server import Link, Mirror
     from encord_assets.sources.url_images import rewrite_rules, rewrite_url_expr, run_img2dataset
 
     infos = one_partition_of_gcc_rows(count)
     (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
     infos.write_csv(work / "infos/e-mm1_1m/infos/image.csv")
     (work / "home").mkdir()
-    with Mirror(work / "mirror") as mirror:
+    with Mirror(work / "mirror", link=link or Link()) as mirror:
         url_images.routes(mirror)
         settings = url_images.env(mirror)
         os.environ.update(
@@ -82,11 +85,61 @@ def bench_images(work: Path, count: int) -> dict:
             materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
             (key,) = materializer.source_partitions("image_googleconceptualcaptions", "image")
             started = time.monotonic()
-            materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
+            result = materializer.run("image_googleconceptualcaptions", key, raise_on_error=True)
             ours = time.monotonic() - started
+        (event,) = result.get_asset_materialization_events()
+        steps = {name: event.materialization.metadata[f"{name}_seconds"].value for name in ("fetch", "place")}
         placed = len(list((work / "root/e-mm1_1m_only/image").glob("*.jpg")))
     assert placed == direct_files == count, (placed, direct_files, count)
-    return {"images": count, "ours_per_s": count / ours, "direct_per_s": count / direct}
+    return {"images": count, "ours_per_s": count / ours, "direct_per_s": count / direct, "ours_s": ours, "direct_s": direct, **steps}
+
+
+def bench_noop(work: Path, rows: int, small: int) -> dict:
+    """In-process no-op runs of two complete GCC partitions (every file present, manifest written),
+    one of `rows` rows and one of `small`: the asset alone, and with the checks its fill job runs
+    (they hash and decode every file of the partition on every run)."""
+    import dagster as dg
+
+    from encord_assets.materialize import QUIET, Materializer
+
+    infos = pl.concat([one_partition_of_gcc_rows(rows, 0), one_partition_of_gcc_rows(small, 1)])
+    (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
+    infos.write_csv(work / "infos/e-mm1_1m/infos/image.csv")
+    (work / "home").mkdir()
+    images = work / "root/e-mm1_1m_only/image"
+    images.mkdir(parents=True)
+    for name in infos["file_name"]:
+        (images / name).write_bytes(b"\xff\xd8 placed earlier")
+    os.environ.update({"ROOT_DATA_PATH": str(work / "root"), "DAGSTER_HOME": str(work / "home"), "ENCORD_INFOS_DIR": str(work / "infos")})
+    asset = "image_googleconceptualcaptions"
+    seconds: dict[tuple[str, int], float] = {}
+    with dg.DagsterInstance.get() as instance:
+        materializer = Materializer(instance)
+        materializer.run("infos_image", "e-mm1_1m", raise_on_error=True)
+
+        def asset_alone(key: str) -> dg.ExecuteInProcessResult:
+            return dg.materialize(
+                materializer.defs.assets, selection=[asset], partition_key=key, instance=instance,
+                resources=materializer.defs.resources, run_config=QUIET,
+            )
+
+        def with_checks(key: str) -> dg.ExecuteInProcessResult:
+            return materializer.run(asset, key, raise_on_error=True)
+
+        for key in materializer.source_partitions(asset, "image"):
+            # the first run finds every file present and writes the manifest; the next ones are no-ops
+            asset_alone(key)
+            for label, run in (("asset", asset_alone), ("checks", with_checks)):
+                best = float("inf")
+                for _ in range(3):
+                    started = time.monotonic()
+                    result = run(key)
+                    best = min(best, time.monotonic() - started)
+                (event,) = result.get_asset_materialization_events()
+                metadata = event.materialization.metadata
+                assert metadata["rows_already_present"].value == metadata["rows"].value and metadata["requests"].value == 0
+                seconds[label, metadata["rows"].value] = best
+    return {"rows": rows, "small": small, **{f"{label}_{n}": value for (label, n), value in seconds.items()}}
 
 
 def bench_archive(work: Path, members: int, repeats: int = 3) -> dict:
@@ -134,19 +187,42 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--members", type=int, default=1500)
+    parser.add_argument("--noop-rows", type=int, default=8000)
+    parser.add_argument("--mbit", type=float, default=0.0, help="URL images over a link of this bandwidth (0: raw loopback)")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="... and this round trip")
+    parser.add_argument("--parts", default="images,archive,noop")
     args = parser.parse_args()
+    from encord_assets.mirror.server import Link
+
+    parts = set(args.parts.split(","))
+    link = Link(bandwidth_bytes_per_second=args.mbit * 1e6 / 8, rtt_seconds=args.rtt_ms / 1000)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_HOME"] = str(Path(tmp) / "hf_home")
-        archive = bench_archive(Path(tmp) / "archive", args.members)
-        images = bench_images(Path(tmp) / "images", args.images)
+        noop = bench_noop(Path(tmp) / "noop", args.noop_rows, 80) if "noop" in parts else None
+        archive = bench_archive(Path(tmp) / "archive", args.members) if "archive" in parts else None
+        images = bench_images(Path(tmp) / "images", args.images, link) if "images" in parts else None
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
-    ratio = images["ours_per_s"] / images["direct_per_s"]
-    print(f"{'GCC partition, images/s (' + str(images['images']) + ' URLs) vs img2dataset direct':58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
-    for label in ("all", "1%"):
-        name = f"tar.gz, extract {label} of {archive['members']} members"
-        print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")
-        print(f"{name + ', MB/s vs tarfile listing':58} {archive['member_mb'] / archive[label]:10.1f} {archive['member_mb'] / archive['baseline']:10.1f} {archive['baseline'] / archive[label]:7.2f}")
+    if images:
+        shaped = f", {args.mbit:g} Mbit/s {args.rtt_ms:g} ms" if args.mbit or args.rtt_ms else ""
+        name = f"GCC partition, images/s ({images['images']:,} URLs{shaped}) vs img2dataset direct"
+        ratio = images["ours_per_s"] / images["direct_per_s"]
+        print(f"{name:58} {images['ours_per_s']:10.1f} {images['direct_per_s']:10.1f} {ratio:7.2f}")
+        rest = images["ours_s"] - images["fetch"] - images["place"]
+        print(
+            f"  ours {images['ours_s']:.1f} s: fetch {images['fetch']:.1f} (img2dataset {images['direct_s']:.1f} s alone), "
+            f"place {images['place']:.1f}, run and checks {rest:.1f}"
+        )
+    if noop:
+        for label, what in (("asset", "asset alone"), ("checks", "with its checks")):
+            name = f"no-op run, {what}, s ({noop['rows']:,} rows vs {noop['small']})"
+            big, small = noop[f"{label}_{noop['rows']}"], noop[f"{label}_{noop['small']}"]
+            print(f"{name:58} {big:10.2f} {small:10.2f} {big / small:7.2f}")
+    if archive:
+        for label in ("all", "1%"):
+            name = f"tar.gz, extract {label} of {archive['members']} members"
+            print(f"{name + ', members/s vs tarfile listing':58} {archive['members'] / archive[label]:10.0f} {archive['members'] / archive['baseline']:10.0f} {archive['baseline'] / archive[label]:7.2f}")
+            print(f"{name + ', MB/s vs tarfile listing':58} {archive['member_mb'] / archive[label]:10.1f} {archive['member_mb'] / archive['baseline']:10.1f} {archive['baseline'] / archive[label]:7.2f}")
 
 
 if __name__ == "__main__":

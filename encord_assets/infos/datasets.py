@@ -54,9 +54,10 @@ def lookup(column: pl.Expr, mapping: dict, default=None) -> pl.Expr:
     )
 
 
-def canonical_expr(column: pl.Expr, modality: str) -> pl.Expr:
-    """The canonical dataset name of a source_dataset column (null when unknown)."""
-    return lookup(column.str.strip_chars().str.to_lowercase(), canonical_names(modality)).cast(pl.String)
+def canonical_expr(lowered: pl.Expr, modality: str) -> pl.Expr:
+    """The canonical dataset name of a source_dataset column stripped and lower-cased (null when
+    unknown). Give it a column computed beforehand: the lookup reads its input once per name."""
+    return lookup(lowered, canonical_names(modality)).cast(pl.String)
 
 # What a valid file_id looks like, where the upstream fixes it.
 FILE_ID_PATTERNS = {

@@ -74,11 +74,20 @@ TEXT_COLUMNS = ("split", "infos_file", "infos_row", "encord_text_id", "caption")
 class NormalizedInfos:
     rows: pl.LazyFrame
     rejects: pl.DataFrame
+    # rows per (source, partition_key); for text, one row: the count
+    counts: pl.DataFrame
 
 
 def empty_rows(modality: str) -> pl.LazyFrame:
     schema = TEXT_SCHEMA if modality == "text" else ROW_SCHEMA
     return pl.LazyFrame(schema=schema)
+
+
+def unread(modality: str, infos_file: str, reason: str) -> NormalizedInfos:
+    """A file that cannot be read at all: no rows, one reject."""
+    rows = empty_rows(modality)
+    counts = rows.select(pl.len()) if modality == "text" else rows.group_by("source", "partition_key").len()
+    return NormalizedInfos(rows, file_reject(infos_file, None, reason), counts.collect())
 
 
 ROW_SCHEMA = {
@@ -129,24 +138,20 @@ def _header_problem(header: list[str], required: list[str]) -> str | None:
     return f"missing column(s) {', '.join(missing)}; header is {header}{hint}"
 
 
+DUPLICATE_REASON = "duplicate id (an earlier row has the same id)"
+
+
 def _rules(
-    modality: str,
-    id_column: str,
-    known_save_folders: tuple[str, ...],
-    duplicate_rows: pl.Series,
-    max_clip_seconds: float,
+    modality: str, id_column: str, known_save_folders: tuple[str, ...], max_clip_seconds: float
 ) -> list[tuple[str, pl.Expr]]:
-    """(column, reason-or-null expression) in the order a row is judged; the first reason wins."""
+    """(column, reason-or-null expression) in the order a row is judged; the first reason wins.
+
+    The id's third rule, duplicate ids, needs every id first: `_judge_duplicates` applies it
+    after the pass that evaluates these."""
     ident = pl.col("row_id_raw")
     rules: list[tuple[str, pl.Expr]] = [
         (id_column, pl.when(ident.is_null() | (ident.str.strip_chars() == "")).then(pl.lit("empty"))),
         (id_column, pl.when(pl.col("row_id").is_null()).then(pl.lit("not an integer"))),
-        (
-            id_column,
-            pl.when(pl.col("infos_row").is_in(duplicate_rows.implode())).then(
-                pl.lit("duplicate id (an earlier row has the same id)")
-            ),
-        ),
     ]
     if modality == "text":
         rules.append(("caption", pl.when(pl.col("caption").is_null()).then(pl.lit("empty"))))
@@ -204,15 +209,16 @@ def _rules(
         ]
     else:
         rules.append(("file_id", pl.when(pl.col("file_id").is_null()).then(pl.lit("empty"))))
-        for name, (pattern, description) in FILE_ID_PATTERNS.items():
-            rules.append(
-                (
-                    "file_id",
-                    pl.when((dataset == name) & ~pl.col("file_id").str.contains(pattern)).then(
-                        pl.lit(f"not {description}")
-                    ),
-                )
+        # one regex per row, its dataset's (none for a dataset that fixes no format)
+        pattern = lookup(dataset, {name: pattern for name, (pattern, _) in FILE_ID_PATTERNS.items()})
+        rules.append(
+            (
+                "file_id",
+                pl.when(~pl.col("file_id").str.contains(pattern)).then(
+                    lookup(dataset, {name: f"not {description}" for name, (_, description) in FILE_ID_PATTERNS.items()})
+                ),
             )
+        )
         if modality == "points":
             rules.append(("file_id", unsafe_component_reason(pl.col("file_id"))))
     return rules
@@ -231,17 +237,21 @@ def normalize(
     known_save_folders: tuple[str, ...] = KNOWN_SAVE_FOLDERS,
     audio_dir: str = "video",
     max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS,
+    work_dir: Path | None = None,
 ) -> NormalizedInfos:
-    """Validate the CSV at `path` (named `infos_file` in reports) and normalize it lazily."""
+    """Validate the CSV at `path` (named `infos_file` in reports) and normalize it lazily.
+
+    The CSV is parsed once; its judged rows are kept in `work_dir` (which must outlive the returned
+    rows), or in memory when there is none (small files: tests, the demo's plans)."""
     if path.stat().st_size == 0:
-        return NormalizedInfos(empty_rows(modality), file_reject(infos_file, None, "empty file (no header)"))
+        return unread(modality, infos_file, "empty file (no header)")
     header = _header(path)
     eshot = split == "eshot"
     id_candidates = (ESHOT_ID_COLUMNS if eshot else ID_COLUMNS)[modality]
     id_column = next((c for c in id_candidates if c in header), id_candidates[0])
     required = [id_column] + [c for c in REQUIRED_COLUMNS[modality] if not (eshot and c == "source_dataset")]
     if problem := _header_problem(header, required):
-        return NormalizedInfos(empty_rows(modality), file_reject(infos_file, None, problem))
+        return unread(modality, infos_file, problem)
 
     lf = (
         pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=True)
@@ -255,8 +265,10 @@ def normalize(
             [pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL_COLUMNS if c not in header]
             + ([pl.lit(ESHOT_DATASETS[modality]).alias("source_dataset")] if eshot else [])
         ).with_columns(
+            pl.col("source_dataset").str.strip_chars().str.to_lowercase().alias("_dataset_key")
+        ).with_columns(
             pl.col("source_dataset").alias("source_dataset_raw"),
-            canonical_expr(pl.col("source_dataset"), modality).alias("source_dataset"),
+            canonical_expr(pl.col("_dataset_key"), modality).alias("source_dataset"),
             pl.col("start_time").alias("start_time_raw"),
             pl.col("end_time").alias("end_time_raw"),
             pl.col("start_time").str.strip_chars().cast(pl.Float64, strict=False),
@@ -268,55 +280,80 @@ def normalize(
             ],
         )
 
-    # Found in a pass over two columns only: a whole-frame window would hold the file in memory.
+    rules = _rules(modality, id_column, known_save_folders, max_clip_seconds)
+    # each rule evaluated once into its own column; the first reason then picks column and value
+    verdicts = [pl.col(f"_rule{i}") for i in range(len(rules))]
+    judged = lf.with_columns(expr.alias(f"_rule{i}") for i, (_, expr) in enumerate(rules)).with_columns(
+        pl.coalesce(verdicts).alias("_reason"),
+        pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, (name, _) in zip(verdicts, rules)]).alias("_column"),
+        pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, (name, _) in zip(verdicts, rules)]).alias("_value"),
+    )
+    if modality == "text":
+        judged = judged.with_columns(pl.lit("text").alias("source"))
+        row_columns = [*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"]
+        count_by: list[str] = []
+    else:
+        specs = sources_for(modality)
+        judged = (
+            judged.with_columns(
+                lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
+                pl.lit(split).alias("split"),
+                pl.lit(modality).alias("modality"),
+            )
+            .with_columns(target_expr(audio_dir).alias("target"))
+            .with_columns(source_partition_key_expr(specs).alias("partition_key"))
+        )
+        row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
+    # The one pass over the CSV: every rule evaluated once, and the judged rows kept as parquet (in
+    # memory for small files), from which duplicates, rejects, counts and rows are read by column.
+    # (One streaming query with several outputs would evaluate the rules once per output.)
+    constants = {"split": split, "infos_file": infos_file, "modality": modality}
+    kept = [c for c in row_columns if isinstance(c, str) and c not in constants]
+    judged = judged.select(*dict.fromkeys([*kept, "source", "row_id", "row_id_raw", "_reason", "_column", "_value"]))
+    if work_dir is None:
+        judged = judged.collect(engine="streaming").lazy()
+    else:
+        judged_file = Path(work_dir) / "judged.parquet"
+        # read back within the run: fast compression, no statistics, and row groups small enough
+        # that reading one back does not raise the peak
+        judged.sink_parquet(judged_file, compression="lz4", statistics=False, row_group_size=50_000)
+        judged = pl.scan_parquet(judged_file)
+    judged = _judge_duplicates(judged, id_column).with_columns(pl.lit(v).alias(c) for c, v in constants.items())
+    valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null())
+    rejects = _rejects(judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null()), infos_file, modality)
+    counts = valid.group_by(count_by).len() if count_by else valid.select(pl.len())
+    rejects, counts = pl.collect_all([rejects, counts], engine="streaming")
+    return NormalizedInfos(valid.select(row_columns), rejects, counts)
+
+
+def _judge_duplicates(judged: pl.LazyFrame, id_column: str) -> pl.LazyFrame:
+    """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
+    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other."""
+    # a hashed pass over two columns, in row order (a window over the whole frame would hold it in memory)
     duplicate_rows = (
-        lf.select("infos_row", "row_id")
+        judged.select("infos_row", "row_id")
         .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
         .collect(engine="streaming")["infos_row"]
     )
-    rules = _rules(modality, id_column, known_save_folders, duplicate_rows, max_clip_seconds)
-    reason = pl.coalesce([expr for _, expr in rules])
-    column = pl.coalesce([pl.when(expr.is_not_null()).then(pl.lit(name)) for name, expr in rules])
-    value = pl.coalesce([pl.when(expr.is_not_null()).then(_raw_value(name, id_column)) for name, expr in rules])
-    judged = lf.with_columns(reason.alias("_reason"), column.alias("_column"), value.alias("_value"))
-    if modality == "text":
-        judged = judged.with_columns(pl.lit("text").alias("source"))
-        dataset_name = pl.lit(None, dtype=pl.String)
-    else:
-        dataset_name = pl.col("source_dataset")
-        specs = sources_for(modality)
-        judged = judged.with_columns(
-            lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source")
-        )
+    duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
+    return judged.with_columns(
+        pl.when(duplicate).then(pl.lit(DUPLICATE_REASON)).otherwise(pl.col("_reason")).alias("_reason"),
+        pl.when(duplicate).then(pl.lit(id_column)).otherwise(pl.col("_column")).alias("_column"),
+        pl.when(duplicate).then(pl.col("row_id_raw")).otherwise(pl.col("_value")).alias("_value"),
+    )
+
+
+def _rejects(rejected: pl.LazyFrame, infos_file: str, modality: str) -> pl.LazyFrame:
     unrouted = pl.col("_reason").is_null() & pl.col("source").is_null()
-    # One pass for rejected and unrouted rows: two queries on one scan would be cached whole in memory.
-    rejects = (
-        judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null())
-        .select(
-            pl.lit(infos_file).alias("infos_file"),
-            "infos_row",
-            pl.when(unrouted).then(pl.lit("source_dataset")).otherwise(pl.col("_column")).alias("column"),
-            pl.when(unrouted).then(dataset_name).otherwise(pl.col("_value")).alias("value"),
-            pl.when(unrouted)
-            .then(pl.lit("routed to no source: no fetcher is implemented for this source dataset yet"))
-            .otherwise(pl.col("_reason"))
-            .alias("reason"),
-            pl.when(unrouted).then(pl.lit("unrouted")).otherwise(pl.lit("rejected")).alias("kind"),
-        )
-        .collect(engine="streaming")
-        .cast(REJECT_SCHEMA)
-    )
-    valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null()).with_columns(
-        pl.lit(split).alias("split"), pl.lit(infos_file).alias("infos_file")
-    )
-    if modality == "text":
-        return NormalizedInfos(valid.select(*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"), rejects)
-    rows = (
-        valid.with_columns(pl.lit(modality).alias("modality"))
-        .with_columns(target_expr(audio_dir).alias("target"))
-        .with_columns(
-            source_partition_key_expr(specs).alias("partition_key")
-        )
-        .select(ROW_COLUMNS)
-    )
-    return NormalizedInfos(rows, rejects)
+    dataset_name = pl.lit(None, dtype=pl.String) if modality == "text" else pl.col("source_dataset")
+    return rejected.select(
+        pl.lit(infos_file).alias("infos_file"),
+        "infos_row",
+        pl.when(unrouted).then(pl.lit("source_dataset")).otherwise(pl.col("_column")).alias("column"),
+        pl.when(unrouted).then(dataset_name).otherwise(pl.col("_value")).alias("value"),
+        pl.when(unrouted)
+        .then(pl.lit("routed to no source: no fetcher is implemented for this source dataset yet"))
+        .otherwise(pl.col("_reason"))
+        .alias("reason"),
+        pl.when(unrouted).then(pl.lit("unrouted")).otherwise(pl.lit("rejected")).alias("kind"),
+    ).cast(REJECT_SCHEMA)

@@ -92,6 +92,24 @@ def layout_key(relative: str) -> str:
     return relative
 
 
+def unsafe_layout_keys(targets: pl.Series) -> dict[str, str]:
+    """The targets `layout_key` refuses, each with its message. The rules are checked on the whole
+    column at once (a partition's targets are thousands); only a refused one is checked again alone,
+    for its message."""
+    parts = pl.col("target").str.split("/")
+    refused = pl.DataFrame({"target": targets}, schema={"target": pl.String}).filter(
+        parts.list.eval(unsafe_component_reason(pl.element()).is_not_null()).list.any()
+        | (parts.list.first() == BOOKKEEPING_DIR)
+    )
+    problems = {}
+    for target in refused["target"].unique(maintain_order=True):
+        try:
+            layout_key(target)
+        except UnsafePath as error:
+            problems[target] = str(error)
+    return problems
+
+
 def bookkeeping_key(*parts: str) -> str:
     return "/".join((BOOKKEEPING_DIR, *parts))
 

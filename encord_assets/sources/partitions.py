@@ -69,10 +69,17 @@ def infos_mapping(partitions: dg.PartitionsDefinition, infos_partitions: dg.Part
     return dg.AllPartitionMapping()
 
 
-def partition_key_expr(shards: pl.Expr) -> pl.Expr:
-    """`<shard>|<split>` for normalized rows, given each row's shard count."""
+def shard_width(shards: int) -> int:
+    """Digits of a shard number in partition keys: at least three."""
+    return max(3, len(str(shards - 1)))
+
+
+def partition_key_expr(shards: pl.Expr, width: int | pl.Expr | None = None) -> pl.Expr:
+    """`<shard>|<split>` for normalized rows, given each row's shard count (and the shard's digits,
+    when known without reading `shards` again row by row)."""
     shard = plh.col("target").nchash.xxhash64() % shards.cast(pl.UInt64)
-    width = pl.max_horizontal(pl.lit(3), (shards - 1).cast(pl.String).str.len_chars())
+    if width is None:
+        width = pl.max_horizontal(pl.lit(3), (shards - 1).cast(pl.String).str.len_chars())
     return pl.concat_str([shard.cast(pl.String).str.zfill(width), pl.col("split")], separator="|")
 
 
@@ -85,7 +92,9 @@ def source_partitions(spec) -> dg.PartitionsDefinition:
 def source_partition_key_expr(specs) -> pl.Expr:
     """partition_key of normalized rows (column `source`): the spec's own key when it declares
     partitions (null when its fetcher locates rows at run time), else `<shard>|<split>`."""
-    hashed = partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64))
+    widths = {s.name: shard_width(s.shards) for s in specs}
+    width = widths.popitem()[1] if len(set(widths.values())) == 1 else lookup(pl.col("source"), widths, default=3)
+    hashed = partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64), width)
     own = {s.name: s.partitions.row_key for s in specs if s.partitions is not None}
     if not own:
         return hashed

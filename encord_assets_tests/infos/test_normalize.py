@@ -52,9 +52,16 @@ def write(tmp_path: Path, lines: list[str], name: str = "video.csv", raw: bytes 
     return path
 
 
-def test_every_bad_row_is_rejected_with_its_column_and_reason_and_good_rows_survive(tmp_path):
+# in a work folder, as the infos asset runs it, the judged rows are kept in a file
+@pytest.mark.parametrize("in_work_dir", [False, True], ids=["in_memory", "work_dir"])
+def test_every_bad_row_is_rejected_with_its_column_and_reason_and_good_rows_survive(tmp_path, in_work_dir):
     lines = [HEADER, GOOD, *BAD_VIDEO_ROWS, "20,valor,MIT,abcdefghij2,0,2,,good2.mp4,e-mm1_1m_only"]
-    result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video")
+    work_dir = tmp_path / "work" if in_work_dir else None
+    if work_dir:
+        work_dir.mkdir()
+    result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video", work_dir=work_dir)
+    assert (work_dir is not None and (work_dir / "judged.parquet").is_file()) == in_work_dir
+    assert result.counts["len"].sum() == 2
     assert accepted_rows(result) == [1, len(lines) - 1]  # "valor" matched case-insensitively
     rejects = {r["infos_row"]: r for r in result.rejects.filter(pl.col("kind") == "rejected").iter_rows(named=True)}
     for index, (column, reason) in enumerate(BAD_VIDEO_ROWS.values(), start=2):
