@@ -184,7 +184,9 @@ class UrlImages(dg.ConfigurableResource):
         per_shard = max(1, math.ceil(unique.height / max(1, self.processes)))
         where = "in the step's process" if threading.current_thread() is threading.main_thread() else "in a child process"
         work.log.info(f"img2dataset {where}: {unique.height} URLs, {self.processes} process(es) x {self.threads} threads")
-        proxy = VettingProxy(AddressPolicy.from_setting(self.allowed_networks), self.timeout_seconds, self.max_image_bytes)
+        # the proxy waits longer than img2dataset: a stalled upstream is then img2dataset's own timeout,
+        # not a connection the proxy closed first (which would read as a download error)
+        proxy = VettingProxy(AddressPolicy.from_setting(self.allowed_networks), 2 * self.timeout_seconds, self.max_image_bytes)
         with proxy, proxy.as_environment():
             run_img2dataset(
                 work.log.info,
