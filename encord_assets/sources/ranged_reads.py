@@ -40,9 +40,15 @@ DRAIN_BYTES = 64 << 10
 STREAM_MARGIN = 0.9
 
 
-class RangedReads(dg.ConfigurableResource):
-    """How archives are read: parallel connections, the gap worth a round trip, the link's speed."""
+METHODS = ("auto", "ranges", "stream")
 
+
+class RangedReads(dg.ConfigurableResource):
+    """How archives are read: parallel connections, the gap worth a round trip, the link's speed.
+    Fetchers of archives are such resources (their settings reach these fields)."""
+
+    # "auto": coalesced ranges or one streaming read, chosen per archive from the measured round trip
+    method: str = "auto"
     connections: int = 8
     # neighbours closer than this are read in one range. At 200 Mbit/s and 20 ms a round trip is
     # worth ~500 KB of one connection's time, but while one connection waits the other seven use
@@ -133,15 +139,20 @@ class Source(Protocol):
 
 
 class Counter:
+    """Requests and bytes received; `listener(nbytes, requests)` (a partition's ledger) hears each as it comes."""
+
     def __init__(self):
         self.requests = 0
         self.bytes = 0
+        self.listener: Callable[[int, int], None] | None = None
         self._lock = threading.Lock()
 
     def add(self, requests_: int = 0, nbytes: int = 0) -> None:
         with self._lock:
             self.requests += requests_
             self.bytes += nbytes
+        if self.listener is not None:
+            self.listener(nbytes, requests_)
 
 
 class RangeNotHonoured(Exception):
@@ -372,17 +383,32 @@ def fetch_members(
     options: RangedReads,
     stream: bool = False,
     max_member_bytes: int = 1 << 30,
+    on_done: Callable[[Member, Path | BaseException], None] | None = None,
 ) -> Fetched:
     """Stage `members` into files from `new_path()`: coalesced ranges over `options.connections`
     connections, or (`stream`) one sequential read from the first needed member to the end of the
     last. A failed request is retried from the first member not yet staged; a member whose bytes are
-    wrong (CRC, size, header) gets its error and the others go on."""
+    wrong (CRC, size, header) gets its error and the others go on. `on_done(member, path or error)`
+    hears each member's outcome as soon as it is known (once per member)."""
     counter_before = (source.counter.requests, source.counter.bytes)
     fetched = Fetched("stream" if stream else "ranges")
+    lock = threading.Lock()
+
+    def settle(member: Member, result: Path | BaseException) -> None:
+        with lock:
+            if member.name in fetched.staged or member.name in fetched.errors:
+                return
+            if isinstance(result, BaseException):
+                fetched.errors[member.name] = result
+            else:
+                fetched.staged[member.name] = result
+        if on_done is not None:
+            on_done(member, result)
+
     readable = []
     for member in members:
         if (refused := _refusal(member, archive_size, max_member_bytes)) is not None:
-            fetched.errors[member.name] = refused
+            settle(member, refused)
         else:
             readable.append(member)
     if stream:
@@ -390,7 +416,6 @@ def fetch_members(
     else:
         ranges = plan_parallel(readable, options)
     fetched.ranges = len(ranges)
-    lock = threading.Lock()
 
     def read_range(byte_range: ByteRange) -> None:
         pending = list(byte_range.members)
@@ -404,14 +429,12 @@ def fetch_members(
                         _copy_member(reader, member, path)
                     except (zipfile.BadZipFile, Unavailable, zlib.error) as error:
                         path.unlink(missing_ok=True)
-                        with lock:
-                            fetched.errors[member.name] = error
+                        settle(member, error)
                     except BaseException:
                         path.unlink(missing_ok=True)
                         raise
                     else:
-                        with lock:
-                            fetched.staged[member.name] = path
+                        settle(member, path)
                     pending.pop(0)
             finally:
                 reader.close()
@@ -419,9 +442,8 @@ def fetch_members(
         try:
             options.retry.call(attempt)
         except Exception as error:  # noqa: BLE001 - every member gets an outcome
-            with lock:
-                for member in pending:
-                    fetched.errors.setdefault(member.name, error)
+            for member in pending:
+                settle(member, error)
 
     workers = 1 if stream else max(1, min(options.connections, len(ranges)))
     with ThreadPoolExecutor(workers) as pool:
@@ -431,7 +453,7 @@ def fetch_members(
     return fetched
 
 
-def measure_rtt(source: Source, samples: int = 3) -> float:
+def measure_rtt(source: Source, samples: int = 2) -> float:
     """Seconds of the fastest one-byte ranged read (a warm connection's round trip)."""
     best = math.inf
     for _ in range(samples):
@@ -485,3 +507,22 @@ def choose(
         f"{method} estimated {estimates[method]:.2f} s ({others})"
     )
     return Choice(method, reason, estimates)
+
+
+def pick(
+    source: Source,
+    members: list[Member],
+    archive_size: int,
+    options: RangedReads,
+    single_gets: bool = False,
+    index_bytes: int = 0,
+    methods: tuple[str, ...] = METHODS,
+) -> Choice:
+    """The configured method, or (`auto`) the one `choose` estimates fastest from a measured round trip."""
+    if options.method not in methods:
+        raise ValueError(f"unknown read method {options.method!r}: choose from {', '.join(methods)}")
+    if options.method != "auto":
+        return Choice(options.method, f"{len(members)} members, method {options.method} set by configuration", {})
+    if not members:
+        return Choice("ranges", "no member is needed", {})
+    return choose(members, archive_size, measure_rtt(source), options, single_gets, index_bytes)
