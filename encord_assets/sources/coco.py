@@ -161,8 +161,9 @@ class CocoImages(RangedReads):
             record_error(log, [t for targets in wanted.values() for t in targets], error)
             return
         with zf:
-            members = index_members(zf, zf.size(), log, self.max_image_bytes)
-        stage_members(source, zf.size(), members, wanted, log, self, self.zip_url, choice)
+            archive_size = zf.size()
+            members = index_members(zf, archive_size, log, self.max_image_bytes)
+        stage_members(source, archive_size, members, wanted, log, self, self.zip_url, choice)
 
 
 def get_images(
