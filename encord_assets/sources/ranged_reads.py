@@ -38,6 +38,8 @@ DRAIN_BYTES = 64 << 10
 # On the shaped link (benchmarks/shaped_archives.py) one stream was never faster than parallel
 # ranges, even at 100%, where the model gives it one round trip: it has to win by more than that.
 STREAM_MARGIN = 0.9
+# coalesced ranges read at most this share of unneeded bytes between members (fetched <= 1.2x needed)
+MAX_WASTE_SHARE = 0.2
 
 
 METHODS = ("auto", "ranges", "stream")
@@ -97,33 +99,41 @@ class ByteRange:
         return self.end - self.start
 
 
-def plan_ranges(members: Iterable[Member], gap_bytes: int, max_range_bytes: int) -> list[ByteRange]:
+def plan_ranges(members: Iterable[Member], gap_bytes: int, max_range_bytes: int, max_waste_share: float | None = None) -> list[ByteRange]:
     """Members in archive order, joined into ranges when the gap to the previous one is at most
-    `gap_bytes` and the range stays under `max_range_bytes` (so that every connection gets work).
+    `gap_bytes` and the range stays under `max_range_bytes` (so that every connection gets work);
+    with `max_waste_share`, also only while the unneeded bytes of a range stay under that share of
+    its needed ones (small members far apart are not worth reading what lies between them).
     A member overlapping the previous one (a hostile archive) gets a range of its own."""
     ranges: list[ByteRange] = []
+    waste = 0
     for member in sorted(members, key=lambda m: (m.header_offset, m.name)):
         last = ranges[-1] if ranges else None
         last_data_end = last and last.members[-1].header_offset + LOCAL_HEADER.size + last.members[-1].compress_size
+        gap = member.header_offset - last.end if last else 0
         if (
             last is None
             or member.header_offset < last_data_end
-            or member.header_offset - last.end > gap_bytes
+            or gap > gap_bytes
             or member.planned_end - last.start > max_range_bytes
+            or (max_waste_share is not None and waste + max(0, gap) > max_waste_share * (last.size - waste + member.planned_end - member.header_offset))
         ):
             ranges.append(ByteRange(member.header_offset, member.planned_end, [member]))
+            waste = 0
         else:
+            waste += max(0, gap)
             last.end = max(last.end, member.planned_end)
             last.members.append(member)
     return ranges
 
 
 def plan_parallel(members: Iterable[Member], options: "RangedReads") -> list[ByteRange]:
-    """Coalesced ranges of about two per connection at most, so that one slow range leaves no connection idle."""
+    """Coalesced ranges of about two per connection at most, so that one slow range leaves no connection
+    idle, reading at most MAX_WASTE_SHARE more than the members' own bytes."""
     members = list(members)
     total = sum(m.compress_size for m in members)
     max_range = max(4 * options.gap_bytes, math.ceil(total / (2 * max(1, options.connections))))
-    return plan_ranges(members, options.gap_bytes, max_range)
+    return plan_ranges(members, options.gap_bytes, max_range, MAX_WASTE_SHARE)
 
 
 class Body(Protocol):
