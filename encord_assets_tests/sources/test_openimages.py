@@ -15,7 +15,7 @@ from encord_assets.mirror import openimages as oi_mirror
 from encord_assets.mirror.server import Mirror
 from encord_assets.operations.fill import FILL_SENSOR
 from encord_assets.operations.retry_sensor import RETRY_SENSOR
-from encord_assets.sources.openimages import mask_zip, member_runs
+from encord_assets.sources.openimages import mask_zip
 from encord_assets_tests.conftest import manifest_of
 
 ASSET = "image_openimagesv6"
@@ -186,17 +186,6 @@ def test_a_corrupt_member_or_a_missing_image_fails_only_its_row(serve, tmp_path,
     assert by_target[f"OID_V6/masks/train/{names[2]}"][0] == "placed"
     assert not (root / "OID_V6" / "masks" / "train" / names[1]).exists()
     assert materializer.failures == [f"{ASSET} {HANDGUN}|train"]  # the failed row fails the partition, for the retry sensor
-
-
-def test_neighbouring_members_are_read_in_one_request():
-    infos = []
-    for n, offset in enumerate((0, 100, 200, 10_000)):
-        info = zipfile.ZipInfo(f"m{n}.png")
-        info.header_offset, info.compress_size = offset, 40
-        infos.append(info)
-    runs = member_runs(list(reversed(infos)), max_gap=1024, max_span=1 << 20)
-    assert [[i.filename for i in members] for _, _, members in runs] == [["m0.png", "m1.png", "m2.png"], ["m3.png"]]
-    assert runs[0][0] == 0 and runs[1][0] == 10_000
 
 
 def test_on_object_storage_cached_csvs_directories_and_placed_files_go_through_the_store(serve, s3_root, monkeypatch):
