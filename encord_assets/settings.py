@@ -22,9 +22,8 @@ OPENSHAPE_REPO_ID = "OpenShape/openshape-training-data"
 # E-MM1 clips last seconds; a range of more than an hour is a broken row, not a clip to cut.
 DEFAULT_MAX_CLIP_SECONDS = 3600.0
 HF_REVISIONED = ("imagenet", "flickr30k", "vidgen")
-# fetchers that read archives by ranges (sources/ranged_reads.py), and those of them that read zips
-RANGED = ("coco", "imagenet", "flickr30k", "vidgen", "openimages")
-ZIPPED = ("flickr30k", "vidgen", "openimages")
+# fetchers that read zip members by ranges (sources/ranged_reads.py), besides COCO (its own method and threads)
+ZIP_READERS = ("flickr30k", "vidgen", "openimages")
 REQUIRED = object()
 
 
@@ -169,23 +168,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _per_source(
         "ENCORD_RANGED_CONNECTIONS", 8,
-        "parallel connections of one partition's ranged reads (Flickr30k, VidGen-1M, ImageNet, Open Images masks; COCO: `COCO_THREADS`)",
-        "ranged", "connections", tuple(source for source in RANGED if source != "coco"),
+        "parallel connections of one partition's ranged reads (Flickr30k, VidGen-1M, Open Images masks; ImageNet: parquet "
+        "files read at once; COCO: `COCO_THREADS`)",
+        "ranged", "connections", ("imagenet", *ZIP_READERS),
     ),
     _per_source(
         "ENCORD_RANGED_GAP_BYTES", 64_000,
         "archive members closer than this are read in one range (about a round trip's worth of one connection's share of the link)",
-        "ranged", "gap_bytes", RANGED,
+        "ranged", "gap_bytes", ("coco", *ZIP_READERS),
     ),
     _per_source(
         "ENCORD_LINK_BYTES_PER_SECOND", 25_000_000,
         "bandwidth `auto` assumes when it weighs ranges, streaming and single GETs (bytes/s; 200 Mbit/s)", "ranged",
-        "link_bytes_per_second", RANGED,
+        "link_bytes_per_second", ("coco", *ZIP_READERS),
     ),
     _per_source(
         "ENCORD_ZIP_METHOD", "auto",
         "how zips are read (Flickr30k, VidGen-1M, Open Images masks): `auto` (chosen per archive), `ranges` (coalesced, "
-        "parallel) or `stream` (one sequential read)", "ranged", "method", ZIPPED,
+        "parallel) or `stream` (one sequential read)", "ranged", "method", ZIP_READERS,
     ),
     Setting("COCO_BASE_URL", "http://images.cocodataset.org", "COCO image host", "coco", (("coco", "base_url"),)),
     Setting(
