@@ -17,7 +17,7 @@ import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
-from encord_assets.sources.ranged_reads import METHODS, Choice, HttpSource, Member, RangedReads, choose, measure_rtt
+from encord_assets.sources.ranged_reads import METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
 from encord_assets.sources.retry import RetryPolicy, record_error
 from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.zip_members import index_members, stage_members
@@ -113,6 +113,7 @@ class CocoImages(RangedReads):
         for file_id, target in rows.select("file_id", "target").iter_rows():
             wanted.setdefault(coco_member(file_id, self.image_split), []).append(target)
             by_url.setdefault(self.image_url(file_id), []).append(target)
+        check_method(self.method, COCO_METHODS)
         source = HttpSource(self.zip_url, self.timeout_seconds, user_agent=self.user_agent)
         source.counter.listener = log.fetched
         try:
@@ -130,8 +131,6 @@ class CocoImages(RangedReads):
     def _first_choice(self, source: HttpSource, count: int) -> Choice | None:
         """Before the central directory: single GETs when configured, or when `auto` estimates them
         faster than reading the directory and then the members; None: read the directory."""
-        if self.method not in COCO_METHODS:
-            raise ValueError(f"unknown COCO method {self.method!r}: choose from {', '.join(COCO_METHODS)}")
         if self.method == "images":
             return Choice("single", f"{count} images, method images set by configuration", {})
         if self.method != "auto":

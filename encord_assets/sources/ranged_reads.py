@@ -519,6 +519,12 @@ def choose(
     return Choice(method, reason, estimates)
 
 
+def check_method(method: str, methods: tuple[str, ...] = METHODS) -> None:
+    """A configuration error, raised before any request (it is not worth a retry)."""
+    if method not in methods:
+        raise ValueError(f"unknown read method {method!r}: choose from {', '.join(methods)}")
+
+
 def pick(
     source: Source,
     members: list[Member],
@@ -529,8 +535,7 @@ def pick(
     methods: tuple[str, ...] = METHODS,
 ) -> Choice:
     """The configured method, or (`auto`) the one `choose` estimates fastest from a measured round trip."""
-    if options.method not in methods:
-        raise ValueError(f"unknown read method {options.method!r}: choose from {', '.join(methods)}")
+    check_method(options.method, methods)
     if options.method != "auto":
         return Choice(options.method, f"{len(members)} members, method {options.method} set by configuration", {})
     if not members:

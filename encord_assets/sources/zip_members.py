@@ -12,7 +12,7 @@ from pathlib import Path
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
-from encord_assets.sources.ranged_reads import Choice, Member, RangedReads, Source, fetch_members, pick
+from encord_assets.sources.ranged_reads import Choice, Member, RangedReads, Source, check_method, fetch_members, pick
 from encord_assets.sources.retry import record_error
 
 
@@ -79,6 +79,7 @@ def stage_members(
     """Stage each wanted member (name -> targets) by ranged reads of `source`; names not in `members`,
     or refused there, are unavailable. The method is `choice` when given, else `options.method`
     (`auto`: chosen from the measured round trip); it is recorded in the ledger with its reason."""
+    check_method(options.method)
     needed = [Member.of(info) for info in wanted_members(members, wanted, log, archive)]
     if not needed:
         return choice or Choice("ranges", "no member is needed", {})

@@ -19,6 +19,7 @@ from encord_assets.sources.ranged_reads import (
     choose,
     fetch_members,
     measure_rtt,
+    pick,
     plan_ranges,
 )
 
@@ -224,3 +225,10 @@ def test_a_redirect_is_followed_once_and_the_token_stays_with_the_first_host(ser
     check_staged(fetched, contents, wanted)
     assert mirror.stats()["by_prefix"]["/resolve"]["requests"] == 1  # one HEAD, not one per range
     assert len(seen) == 1 + fetched.ranges and all(token is None for _, token in seen)
+
+
+def test_an_unknown_method_is_refused_before_any_request():
+    source = HttpSource("http://127.0.0.1:9/never-asked.zip")
+    with pytest.raises(ValueError, match="unknown read method 'fast'"):
+        pick(source, [Member("a", 0, 10, 10, 0)], 100, RangedReads(method="fast"))
+    assert source.counter.requests == 0
