@@ -7,10 +7,9 @@ fetched on its own (cheaper than the ~8 MB central directory). `auto` weighs the
 from the zip's end record and the measured round trip, and records its pick and why.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import io
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import remotezip
 import requests
