@@ -42,14 +42,18 @@ REPEATS = 2
 SIDE = 432  # a noise JPEG of 432x432 at quality 85 is ~140 KB, like a COCO image
 
 
+def noise_jpeg(rng: random.Random) -> bytes:
+    image = Image.frombytes("RGB", (SIDE, SIDE), rng.randbytes(SIDE * SIDE * 3))
+    data = io.BytesIO()
+    image.save(data, "JPEG", quality=85)
+    return data.getvalue()
+
+
 def build_archive(path: Path, members: int) -> None:
     rng = random.Random(0)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for i in range(members):
-            image = Image.frombytes("RGB", (SIDE, SIDE), rng.randbytes(SIDE * SIDE * 3))
-            data = io.BytesIO()
-            image.save(data, "JPEG", quality=85)
-            zf.writestr(f"train/{i:06d}.jpg", data.getvalue())
+            zf.writestr(f"train/{i:06d}.jpg", noise_jpeg(rng))
 
 
 def guide(url: str, names: list[str], out: Path) -> str:

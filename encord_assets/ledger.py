@@ -42,6 +42,8 @@ class FetchLedger:
         self.bytes_fetched = 0
         self.requests = 0
         self.notes: dict[str, int] = {}
+        # archive -> (read method, why it was chosen)
+        self.choices: dict[str, tuple[str, str]] = {}
         self._results: dict[str, dict] = {}
         self._lock = threading.Lock()
 
@@ -89,6 +91,24 @@ class FetchLedger:
     def note(self, name: str, count: int = 1) -> None:
         with self._lock:
             self.notes[name] = self.notes.get(name, 0) + count
+
+    def chose(self, archive: str, method: str, reason: str) -> None:
+        with self._lock:
+            self.choices[archive] = (method, reason)
+
+    def choice_metadata(self) -> dict:
+        """`read_method` (per archive when they differ) and `read_reason`, for the partition's materialization."""
+        with self._lock:
+            choices = dict(self.choices)
+        if not choices:
+            return {}
+        methods = [method for method, _ in choices.values()]
+        counts = {method: methods.count(method) for method in dict.fromkeys(methods)}
+        shown = next(iter(counts)) if len(counts) == 1 else ", ".join(f"{m} x{n}" for m, n in counts.items())
+        reasons = [f"{archive}: {reason}" for archive, (_, reason) in sorted(choices.items())[:20]]
+        if len(choices) > 20:
+            reasons.append(f"... and {len(choices) - 20} more archives")
+        return {"read_method": shown, "read_reason": "\n".join(reasons)}
 
     def has_result(self, target: str) -> bool:
         with self._lock:

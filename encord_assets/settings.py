@@ -22,6 +22,8 @@ OPENSHAPE_REPO_ID = "OpenShape/openshape-training-data"
 # E-MM1 clips last seconds; a range of more than an hour is a broken row, not a clip to cut.
 DEFAULT_MAX_CLIP_SECONDS = 3600.0
 HF_REVISIONED = ("imagenet", "flickr30k", "vidgen")
+# fetchers that read zip members by ranges (sources/ranged_reads.py), besides COCO (its own method and threads)
+ZIP_READERS = ("flickr30k", "vidgen", "openimages")
 REQUIRED = object()
 
 
@@ -164,12 +166,34 @@ SETTINGS: tuple[Setting, ...] = (
         "ENCORD_OBJECT_URL_BASE", "", "URL that ROOT was uploaded to (a local ROOT; overrides the provider)", "encord",
         (("encord_urls", "object_url_base"),),
     ),
+    _per_source(
+        "ENCORD_RANGED_CONNECTIONS", 8,
+        "parallel connections of one partition's ranged reads (Flickr30k, VidGen-1M, Open Images masks; ImageNet: parquet "
+        "files read at once; COCO: `COCO_THREADS`)",
+        "ranged", "connections", ("imagenet", *ZIP_READERS),
+    ),
+    _per_source(
+        "ENCORD_RANGED_GAP_BYTES", 64_000,
+        "archive members closer than this are read in one range (about a round trip's worth of one connection's share of the link)",
+        "ranged", "gap_bytes", ("coco", *ZIP_READERS),
+    ),
+    _per_source(
+        "ENCORD_LINK_BYTES_PER_SECOND", 25_000_000,
+        "bandwidth `auto` assumes when it weighs ranges, streaming and single GETs (bytes/s; 200 Mbit/s)", "ranged",
+        "link_bytes_per_second", ("coco", *ZIP_READERS),
+    ),
+    _per_source(
+        "ENCORD_ZIP_METHOD", "auto",
+        "how zips are read (Flickr30k, VidGen-1M, Open Images masks): `auto` (chosen per archive), `ranges` (coalesced, "
+        "parallel) or `stream` (one sequential read)", "ranged", "method", ZIP_READERS,
+    ),
     Setting("COCO_BASE_URL", "http://images.cocodataset.org", "COCO image host", "coco", (("coco", "base_url"),)),
     Setting(
-        "COCO_METHOD", "auto", "`auto`, `zip` (Range reads of train2017.zip) or `images` (one GET per image)", "coco",
-        (("coco", "method"),),
+        "COCO_METHOD", "auto",
+        "`auto` (chosen per partition), `images` (one GET per image), `ranges` (coalesced Range reads of train2017.zip) or "
+        "`stream` (one sequential read of it)", "coco", (("coco", "method"),),
     ),
-    Setting("COCO_THREADS", 8, "parallel requests per partition", "coco", (("coco", "threads"),)),
+    Setting("COCO_THREADS", 8, "parallel connections per partition (single GETs or zip ranges)", "coco", (("coco", "connections"),)),
     Setting("COCO_TIMEOUT_SECONDS", 60.0, "per-request timeout", "coco", (("coco", "timeout_seconds"),)),
     Setting("COCO_ATTEMPTS", 4, "tries per request for transient errors", "coco", (("coco", "attempts"),)),
     Setting("COCO_BACKOFF_SECONDS", 0.5, "first backoff between tries (doubles)", "coco", (("coco", "backoff_seconds"),)),

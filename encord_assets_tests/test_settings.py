@@ -52,12 +52,17 @@ def test_resource_defaults_equal_the_declared_default(setting):
 
 def test_resources_are_built_from_the_settings(monkeypatch):
     monkeypatch.setenv("COCO_THREADS", "3")
+    monkeypatch.setenv("ENCORD_RANGED_GAP_BYTES", "1234")
+    monkeypatch.setenv("ENCORD_ZIP_METHOD", "stream")
     monkeypatch.setenv("YOUTUBE_SLEEP_SECONDS", "0.25")
     monkeypatch.setenv("ENCORD_RETRY_UNAVAILABLE", "on")
     monkeypatch.setenv("ROOT_DATA_PATH", "/tmp/x")
     # strings and integers stay EnvVars until Dagster resolves them, as when a run starts
     coco = FETCHERS["coco"](**resource_config("coco")).process_config_and_initialize()
-    assert coco.threads == 3
+    assert (coco.connections, coco.gap_bytes) == (3, 1234)
+    for archive_reader in ("flickr30k", "vidgen", "openimages"):
+        reader = FETCHERS[archive_reader](**resource_config(archive_reader)).process_config_and_initialize()
+        assert (reader.gap_bytes, reader.method) == (1234, "stream"), archive_reader
     assert FETCHERS["youtube"](**resource_config("youtube")).sleep_seconds == 0.25
     store = DatasetStore(**resource_config("store")).process_config_and_initialize()
     assert (store.root, store.retry_unavailable) == ("/tmp/x", True)

@@ -140,6 +140,7 @@ class DatasetIOManager(dg.ConfigurableIOManager):
             "place_seconds": round(time.monotonic() - started, 3),
             "manifest": dg.MetadataValue.path(path),
             **{f"note_{k}": v for k, v in fetch.ledger.notes.items()},
+            **fetch.ledger.choice_metadata(),
         }
         if problems.height:
             metadata["problems"] = table_metadata(

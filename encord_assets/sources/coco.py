@@ -1,22 +1,28 @@
 """COCO train2017 images: ranged reads of train2017.zip, or one GET per image for small subsets.
 
 The guide downloads and extracts the whole 18 GB zip for any subset; here the zip's central
-directory and the needed members are read by Range, or, when a partition needs few images,
-each image is fetched on its own (cheaper than the ~8 MB central directory).
+directory and the needed members are read by Range (coalesced, over parallel connections, or in
+one streaming read for dense partitions), or, when a partition needs few images, each image is
+fetched on its own (cheaper than the ~8 MB central directory). `auto` weighs these per partition
+from the zip's end record and the measured round trip, and records its pick and why.
 """
 
+import io
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-import dagster as dg
-import polars as pl
 import remotezip
 import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
+from encord_assets.sources.ranged_reads import METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
 from encord_assets.sources.retry import RetryPolicy, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import copy_members, index_members
+from encord_assets.sources.zip_members import index_members, stage_members
+
+# the end record (ZIP64 locator and record included) fits here unless the archive has a long comment
+TAIL_BYTES = 1 << 10
 
 
 class HttpStatusError(Exception):
@@ -63,18 +69,31 @@ def coco_member(file_id: str, split: str) -> str:
     return f"{split}/{int(file_id):012d}.jpg"
 
 
-class CocoImages(dg.ConfigurableResource):
+COCO_METHODS = ("images", *METHODS)
+
+
+def estimated_members(tail: bytes, count: int) -> tuple[list[Member], int]:
+    """`count` members spread evenly over the archive, sized as its average member, and the central
+    directory's size, from the end record in `tail` (the archive's last bytes): enough to weigh
+    single GETs against reading the central directory before reading it."""
+    end = zipfile._EndRecData(io.BytesIO(tail))  # zipfile's own parser of the (ZIP64) end record
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    entries, directory_bytes, directory_start = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
+    stride = directory_start // max(1, entries)
+    spacing = directory_start / max(1, count)
+    members = [Member(str(n), int(n * spacing), stride, stride, 0) for n in range(count)]
+    return members, directory_bytes
+
+
+class CocoImages(RangedReads):
     """Fetches COCO images from images.cocodataset.org (or a mirror of it)."""
 
     base_url: str = "http://images.cocodataset.org"
     image_split: str = "train2017"
-    # "zip": ranged reads of the zip; "images": one GET per image; "auto": images below zip_threshold rows
+    # "auto": one GET per image, coalesced ranges of the zip or one streaming read of it, chosen per
+    # partition; or "images", "ranges", "stream"
     method: str = "auto"
-    zip_threshold: int = 2000
-    threads: int = 8
-    timeout_seconds: float = 60.0
-    attempts: int = 4
-    backoff_seconds: float = 0.5
     max_image_bytes: int = 64 << 20
     user_agent: str = "encord-assets"
 
@@ -87,37 +106,62 @@ class CocoImages(dg.ConfigurableResource):
 
     def fetch(self, work: PartitionWork) -> None:
         rows, log = work.rows, work.ledger
-        retry = RetryPolicy(self.attempts, self.backoff_seconds)
-        use_zip = self.method == "zip" or (self.method == "auto" and rows.height >= self.zip_threshold)
-        work.log.info(f"fetching {rows.height} COCO images by {'zip ranges' if use_zip else 'single GETs'}")
         session = new_session(self.user_agent)
-        if use_zip:
-            self._from_zip(rows, log, retry, session)
-        else:
-            self._one_by_one(rows, log, retry, session)
-
-    def _from_zip(self, rows: pl.DataFrame, log: FetchLedger, retry: RetryPolicy, session: requests.Session) -> None:
         wanted: dict[str, list[str]] = {}
+        by_url: dict[str, list[str]] = {}
         for file_id, target in rows.select("file_id", "target").iter_rows():
             wanted.setdefault(coco_member(file_id, self.image_split), []).append(target)
+            by_url.setdefault(self.image_url(file_id), []).append(target)
+        check_method(self.method, COCO_METHODS)
+        source = HttpSource(self.zip_url, self.timeout_seconds, user_agent=self.user_agent)
+        source.counter.listener = log.fetched
+        try:
+            choice = self._first_choice(source, len(wanted))
+        except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
+            record_error(log, [t for targets in wanted.values() for t in targets], error)
+            return
+        if choice is None or choice.method != "single":
+            self._from_zip(source, wanted, log, session, choice)
+            return
+        log.chose(self.zip_url, choice.method, choice.reason)
+        work.log.info(f"fetching {rows.height} COCO images by single GETs: {choice.reason}")
+        get_images(session, by_url, log, self.retry, self.connections, self.timeout_seconds, self.max_image_bytes)
+
+    def _first_choice(self, source: HttpSource, count: int) -> Choice | None:
+        """Before the central directory: single GETs when configured, or when `auto` estimates them
+        faster than reading the directory and then the members; None: read the directory."""
+        if self.method == "images":
+            return Choice("single", f"{count} images, method images set by configuration", {})
+        if self.method != "auto":
+            return None
+
+        def estimate() -> Choice:
+            size = source.size
+            body = source.open(max(0, size - TAIL_BYTES), size)
+            try:
+                tail = body.read(TAIL_BYTES)
+            finally:
+                body.close()
+            members, directory_bytes = estimated_members(tail, count)
+            return choose(members, size, measure_rtt(source), self, single_gets=True, index_bytes=directory_bytes)
+
+        choice = self.retry.call(estimate)
+        return choice if choice.method == "single" else None
+
+    def _from_zip(self, source: HttpSource, wanted: dict[str, list[str]], log: FetchLedger, session: requests.Session, choice: Choice | None) -> None:
         fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": self.timeout_seconds})
         try:
             # A small first read: the end record, then exactly the central directory.
-            zf = retry.call(
+            zf = self.retry.call(
                 lambda: remotezip.RemoteZip(self.zip_url, initial_buffer_size=256, session=session, fetcher=fetcher)
             )
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, [t for targets in wanted.values() for t in targets], error)
             return
         with zf:
-            members = index_members(zf, zf.size(), log, self.max_image_bytes)
-            copy_members(zf, members, wanted, log, retry, self.zip_url)
-
-    def _one_by_one(self, rows: pl.DataFrame, log: FetchLedger, retry: RetryPolicy, session: requests.Session) -> None:
-        by_url: dict[str, list[str]] = {}
-        for file_id, target in rows.select("file_id", "target").iter_rows():
-            by_url.setdefault(self.image_url(file_id), []).append(target)
-        get_images(session, by_url, log, retry, self.threads, self.timeout_seconds, self.max_image_bytes)
+            archive_size = zf.size()
+            members = index_members(zf, archive_size, log, self.max_image_bytes)
+        stage_members(source, archive_size, members, wanted, log, self, self.zip_url, choice)
 
 
 def get_images(

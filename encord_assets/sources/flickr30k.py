@@ -1,8 +1,9 @@
 """Flickr30k images from `nlphuji/flickr30k`'s `flickr30k-images.zip` (member stem = `file_id`).
 
 The guide's snippet uses undefined names; the intent, download the 4.4 GB zip and extract,
-is replaced by reading the central directory by Range and then only the needed members,
-each in one ranged request, in archive order.
+is replaced by reading the central directory by Range and then only the needed members:
+neighbours coalesced into one range, ranges over parallel connections, or one streaming read
+when the partition needs most of the archive (`auto` chooses per partition).
 """
 
 from encord_assets.sources.hf import HfDatasetSource, targets_by
@@ -20,7 +21,7 @@ class Flickr30kZip(HfDatasetSource):
         rows, log = work.rows, work.ledger
         wanted = targets_by(rows)
         work.log.info(f"reading {len(wanted)} members of {self.repo_id}/{self.archive}@{self.revision}")
-        self.copy_zip_members(self.filesystem(), self.revision, self.archive, None, wanted, log, self.max_image_bytes)
+        self.stage_zip_members(self.filesystem(), self.revision, self.archive, None, wanted, log, self.max_image_bytes)
 
 
 # the resource the registry names by this module's name (sources/registry.py)

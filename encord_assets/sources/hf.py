@@ -4,9 +4,11 @@
 an `HfFileSystem` for its own endpoint and token (passed explicitly, never read from the
 environment at import, and never logged), resolves its pinned revision to a commit, lists
 files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
-for parquet, a read-ahead sized to each zip member, or to a run of adjacent members)
-while counting every byte received into the partition's FetchLedger. `copy_zip_members`
-stages chosen members of one remote zip.
+for parquet, a small read-ahead for a zip's central directory) while counting every byte
+received into the partition's FetchLedger. `stage_zip_members` stages chosen members of one
+remote zip: zipfile parses the central directory through HfFileSystem, then `ranged_reads`
+fetches the members from the file's URL, its `/resolve` redirect followed once, over parallel
+connections.
 """
 
 import fnmatch
@@ -21,16 +23,14 @@ import polars as pl
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
-from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of
-from encord_assets.sources.zip_members import copy_members, index_members
+from encord_assets.sources.ranged_reads import HttpSource, RangedReads
+from encord_assets.sources.retry import Unavailable, record_error, status_of
+from encord_assets.sources.zip_members import index_members, stage_members
 
 if TYPE_CHECKING:  # huggingface_hub loads when a fetcher first uses it, not with the code location
     from huggingface_hub import HfApi, HfFileSystem
 
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
-# zipfile reads a member's 30-byte local header, its name and extra field, then the data:
-# a read-ahead of this much more than name + data covers the whole member in one request.
-LOCAL_HEADER_SLACK = 30 + 128
 
 
 def hf_url(repo_id: str, revision: str, path: str = "") -> str:
@@ -77,25 +77,7 @@ def open_zip(file) -> zipfile.ZipFile:
         raise
 
 
-def member_end(info: zipfile.ZipInfo) -> int:
-    return info.header_offset + LOCAL_HEADER_SLACK + len(info.filename.encode()) + info.compress_size
-
-
-def read_ahead_plan(infos: list[zipfile.ZipInfo], max_gap: int, max_span: int) -> dict[str, int]:
-    """Member name -> read-ahead (bytes from its local header) that covers it in one request,
-    together with the members right after it when they are (nearly) adjacent: a dense subset
-    then takes one request per run of members instead of one per member."""
-    plan: dict[str, int] = {}
-    run_end = next_start = None  # the run that starts with the member after this one
-    for info in sorted(infos, key=lambda i: i.header_offset, reverse=True):
-        end = member_end(info)
-        joins = run_end is not None and next_start - end <= max_gap and run_end - info.header_offset <= max_span
-        run_end, next_start = (run_end if joins else end), info.header_offset
-        plan[info.filename] = run_end - info.header_offset
-    return plan
-
-
-class HfDatasetSource(dg.ConfigurableResource):
+class HfDatasetSource(RangedReads):
     """A dataset repository on the Hugging Face Hub (or anything that speaks its API)."""
 
     repo_id: str
@@ -104,16 +86,8 @@ class HfDatasetSource(dg.ConfigurableResource):
     token: str | None = None
     # a branch, tag or commit; a commit sha makes runs reproducible
     revision: str = "main"
-    attempts: int = 4
-    backoff_seconds: float = 0.5
+    # files indexed (or zips read) at once
     threads: int = 4
-    # zip members closer than this are read together (one request per run of members)
-    coalesce_gap_bytes: int = 1 << 10
-    max_request_bytes: int = 64 << 20
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(self.attempts, self.backoff_seconds)
 
     def filesystem(self) -> "HfFileSystem":
         from huggingface_hub import HfFileSystem
@@ -200,7 +174,15 @@ class HfDatasetSource(dg.ConfigurableResource):
                 log.unavailable(target, "not_in_repo", f"{file_id} is in no {where} of {self.repo_id}@{commit}")
         return wanted, found, commit
 
-    def copy_zip_members(
+    def http_source(self, commit: str, path: str) -> HttpSource:
+        """The file's download URL (`/resolve`, redirected to a CDN for large files), for ranged reads."""
+        from huggingface_hub import hf_hub_url
+
+        url = hf_hub_url(self.repo_id, path, repo_type="dataset", revision=commit, endpoint=self.endpoint.rstrip("/"))
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return HttpSource(url, self.timeout_seconds, headers)
+
+    def stage_zip_members(
         self,
         fs: "HfFileSystem",
         commit: str,
@@ -210,9 +192,8 @@ class HfDatasetSource(dg.ConfigurableResource):
         log: FetchLedger,
         max_member_bytes: int,
     ) -> None:
-        """Stage the members of zip `path` whose stem is a key of `wanted`
-        (key -> targets): the central directory, then each member in one ranged read, in
-        archive order. Every target gets an outcome."""
+        """Stage the members of zip `path` whose stem is a key of `wanted` (key -> targets): the
+        central directory through HfFileSystem, then the members by ranged reads. Every target gets an outcome."""
 
         def open_archive():
             file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
@@ -229,12 +210,7 @@ class HfDatasetSource(dg.ConfigurableResource):
             return
         with file, zf:
             members = index_members(zf, file.size, log, max_member_bytes)
-            names = {stem_of(name): name for name in members}
-            by_name = {names.get(key, key): targets for key, targets in wanted.items()}
-            plan = read_ahead_plan([members[n] for n in by_name if n in members], self.coalesce_gap_bytes, self.max_request_bytes)
-
-            def fit_read_ahead(info: zipfile.ZipInfo) -> None:
-                # fsspec's readahead cache fetches `blocksize` past each miss
-                file.cache.blocksize = plan[info.filename]
-
-            copy_members(zf, members, by_name, log, self.retry, f"{self.repo_id}/{path}", before_member=fit_read_ahead)
+            archive_size = file.size
+        names = {stem_of(name): name for name in members}
+        by_name = {names.get(key, key): targets for key, targets in wanted.items()}
+        stage_members(self.http_source(commit, path), archive_size, members, by_name, log, self, f"{self.repo_id}/{path}")

@@ -72,7 +72,9 @@ class ImageNetParquet(HfDatasetSource):
             except Exception as error:  # noqa: BLE001 - the file itself failed (not found, no footer)
                 fail(places, error, log, wanted)
 
-        with ThreadPoolExecutor(self.threads) as pool:
+        # files in parallel, row groups of one file in order: a row group is ~10 MB, so its two round
+        # trips (/resolve, then the CDN) cost under a tenth of its transfer on a 200 Mbit/s, 20 ms link
+        with ThreadPoolExecutor(self.connections) as pool:
             list(pool.map(read_file, by_file.items()))
 
     def _read_row_groups(self, fs, commit: str, path: str, places: pl.DataFrame, wanted: dict[str, list[str]], log: FetchLedger) -> None:

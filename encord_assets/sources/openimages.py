@@ -5,32 +5,30 @@ The seed procedure downloads all sixteen `<split>-masks-<c>.zip` files and extra
 one class's masks, then fetches images one by one with a downloader that stops at the first
 missing image. Here the annotation CSVs are fetched once per upstream revision (ETag) and filtered
 with polars streaming; each mask zip's central directory is read by Range once per zip and
-revision (kept under ROOT), then only the needed members, in archive order, neighbours coalesced
-into one request; images are parallel GETs, a 404 an `unavailable` row.
+revision (kept under ROOT), then only the needed members by `ranged_reads` (neighbours coalesced
+into one range, ranges over parallel connections, or one streaming read of a zip a partition
+needs most of); images are parallel GETs, a 404 an `unavailable` row.
 
 The Dagster assets (class list, annotation tables, the per-(class, split) source asset) are in
 `openimages_assets.py`; this module is the fetcher resource and what it reads.
 """
 
 import difflib
-import struct
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import remotezip
 import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.coco import CountingFetcher, get_images
-from encord_assets.sources.hf import read_ahead_plan
 from encord_assets.sources.http import download, new_session
-from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error
+from encord_assets.sources.ranged_reads import HttpSource, RangedReads
+from encord_assets.sources.retry import Unavailable, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import Members, index_members, wanted_members
+from encord_assets.sources.zip_members import Members, index_members, stage_members
 from encord_assets.store import DatasetStore
 
 SPLITS = ("train", "validation", "test")
@@ -151,57 +149,6 @@ def members_of(table: pl.DataFrame) -> Members:
     return members
 
 
-def member_data(blob: bytes, at: int, info: zipfile.ZipInfo) -> bytes:
-    """The bytes of member `info` whose local header starts at `at` in `blob`, checked against the
-    central directory's sizes and CRC (a cut or corrupt transfer raises BadZipFile)."""
-    header = blob[at : at + zipfile.sizeFileHeader]
-    if len(header) < zipfile.sizeFileHeader:
-        raise zipfile.BadZipFile(f"{info.filename}: truncated local header")
-    fields = struct.unpack(zipfile.structFileHeader, header)
-    if fields[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:
-        raise zipfile.BadZipFile(f"{info.filename}: bad local header signature")
-    start = at + zipfile.sizeFileHeader + fields[zipfile._FH_FILENAME_LENGTH] + fields[zipfile._FH_EXTRA_FIELD_LENGTH]
-    raw = blob[start : start + info.compress_size]
-    if len(raw) != info.compress_size:
-        raise zipfile.BadZipFile(f"{info.filename}: truncated, {len(raw)} of {info.compress_size} bytes")
-    if info.compress_type == zipfile.ZIP_STORED:
-        data = raw
-    elif info.compress_type == zipfile.ZIP_DEFLATED:
-        try:
-            data = zlib.decompress(raw, -15)
-        except zlib.error as error:
-            raise zipfile.BadZipFile(f"{info.filename}: {error}") from None
-    else:
-        raise Unavailable("unsupported_member", f"{info.filename}: compression method {info.compress_type}")
-    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
-        raise zipfile.BadZipFile(f"{info.filename}: bad CRC-32 or size")
-    return data
-
-
-def member_runs(infos: list[zipfile.ZipInfo], max_gap: int, max_span: int) -> list[tuple[int, int, list[zipfile.ZipInfo]]]:
-    """(start, end exclusive, members) of each ranged read: members in archive order, neighbours
-    closer than `max_gap` bytes read together (hf.read_ahead_plan sizes each run)."""
-    plan = read_ahead_plan(infos, max_gap, max_span)
-    runs: list[tuple[int, int, list[zipfile.ZipInfo]]] = []
-    for info in sorted(infos, key=lambda i: i.header_offset):
-        if runs and info.header_offset < runs[-1][1]:
-            runs[-1][2].append(info)
-        else:
-            runs.append((info.header_offset, info.header_offset + plan[info.filename], [info]))
-    return runs
-
-
-def read_range(session: requests.Session, url: str, start: int, end: int, timeout: float, log: FetchLedger) -> bytes:
-    """Bytes [start, end) of `url` in one Range request (the one place member bytes are fetched)."""
-    with session.get(url, headers={"Range": f"bytes={start}-{end - 1}"}, timeout=timeout, stream=True) as response:
-        response.raise_for_status()
-        if response.status_code != 206:
-            raise remotezip.RangeNotSupported(f"{url} answered {response.status_code} to a Range request")
-        data = response.content
-    log.fetched(len(data))
-    return data
-
-
 def chosen_values(setting: str, allowed: tuple[str, ...], what: str) -> list[str]:
     """The comma-separated values of a setting, each one of `allowed`."""
     chosen = [value.strip() for value in setting.split(",") if value.strip()]
@@ -210,7 +157,7 @@ def chosen_values(setting: str, allowed: tuple[str, ...], what: str) -> list[str
     return chosen
 
 
-class OpenImages(dg.ConfigurableResource):
+class OpenImages(RangedReads):
     """Open Images V6: chosen classes, splits and label types, from the annotation CSVs, the mask zips
     and the CVDF image bucket (or a mirror of them)."""
 
@@ -225,18 +172,10 @@ class OpenImages(dg.ConfigurableResource):
     seed: int = 0
     # the folder under ROOT the OID layout goes to
     folder: str = "OID_V6"
+    # image GETs at once (mask zips are read over `connections`)
     threads: int = 8
-    timeout_seconds: float = 60.0
-    attempts: int = 4
-    backoff_seconds: float = 0.5
-    coalesce_gap_bytes: int = 1 << 10
-    max_request_bytes: int = 64 << 20
     max_image_bytes: int = 64 << 20
     user_agent: str = "encord-assets"
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(self.attempts, self.backoff_seconds)
 
     @property
     def class_list(self) -> list[str]:
@@ -349,23 +288,8 @@ class OpenImages(dg.ConfigurableResource):
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, all_targets, error)
             return
-        found = wanted_members(members, wanted, log, archive)
-        for start, end, infos in member_runs(found, self.coalesce_gap_bytes, self.max_request_bytes):
-            try:
-                blob = self.retry.call(lambda: read_range(session, url, start, end, self.timeout_seconds, log))
-            except Exception as error:  # noqa: BLE001 - every row of the run says why
-                record_error(log, [t for info in infos for t in wanted[info.filename]], error)
-                continue
-            for info in infos:
-                try:
-                    data = member_data(blob, info.header_offset - start, info)
-                except Exception as error:  # noqa: BLE001 - a corrupt member fails only its rows
-                    record_error(log, wanted[info.filename], error)
-                    continue
-                path = log.staging_path()
-                path.write_bytes(data)
-                log.staged_all(wanted[info.filename], path, info.file_size)
-
+        source = HttpSource(url, self.timeout_seconds, user_agent=self.user_agent)
+        stage_members(source, remote.size, members, wanted, log, self, archive)
 
 
 # the resource the registry names by this module's name (sources/registry.py)

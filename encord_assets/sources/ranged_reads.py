@@ -38,11 +38,19 @@ DRAIN_BYTES = 64 << 10
 # On the shaped link (benchmarks/shaped_archives.py) one stream was never faster than parallel
 # ranges, even at 100%, where the model gives it one round trip: it has to win by more than that.
 STREAM_MARGIN = 0.9
+# coalesced ranges read at most this share of unneeded bytes between members (fetched <= 1.2x needed)
+MAX_WASTE_SHARE = 0.2
+
+
+METHODS = ("auto", "ranges", "stream")
 
 
 class RangedReads(dg.ConfigurableResource):
-    """How archives are read: parallel connections, the gap worth a round trip, the link's speed."""
+    """How archives are read: parallel connections, the gap worth a round trip, the link's speed.
+    Fetchers of archives are such resources (their settings reach these fields)."""
 
+    # "auto": coalesced ranges or one streaming read, chosen per archive from the measured round trip
+    method: str = "auto"
     connections: int = 8
     # neighbours closer than this are read in one range. At 200 Mbit/s and 20 ms a round trip is
     # worth ~500 KB of one connection's time, but while one connection waits the other seven use
@@ -91,33 +99,41 @@ class ByteRange:
         return self.end - self.start
 
 
-def plan_ranges(members: Iterable[Member], gap_bytes: int, max_range_bytes: int) -> list[ByteRange]:
+def plan_ranges(members: Iterable[Member], gap_bytes: int, max_range_bytes: int, max_waste_share: float | None = None) -> list[ByteRange]:
     """Members in archive order, joined into ranges when the gap to the previous one is at most
-    `gap_bytes` and the range stays under `max_range_bytes` (so that every connection gets work).
+    `gap_bytes` and the range stays under `max_range_bytes` (so that every connection gets work);
+    with `max_waste_share`, also only while the unneeded bytes of a range stay under that share of
+    its needed ones (small members far apart are not worth reading what lies between them).
     A member overlapping the previous one (a hostile archive) gets a range of its own."""
     ranges: list[ByteRange] = []
+    waste = 0
     for member in sorted(members, key=lambda m: (m.header_offset, m.name)):
         last = ranges[-1] if ranges else None
         last_data_end = last and last.members[-1].header_offset + LOCAL_HEADER.size + last.members[-1].compress_size
+        gap = member.header_offset - last.end if last else 0
         if (
             last is None
             or member.header_offset < last_data_end
-            or member.header_offset - last.end > gap_bytes
+            or gap > gap_bytes
             or member.planned_end - last.start > max_range_bytes
+            or (max_waste_share is not None and waste + max(0, gap) > max_waste_share * (last.size - waste + member.planned_end - member.header_offset))
         ):
             ranges.append(ByteRange(member.header_offset, member.planned_end, [member]))
+            waste = 0
         else:
+            waste += max(0, gap)
             last.end = max(last.end, member.planned_end)
             last.members.append(member)
     return ranges
 
 
 def plan_parallel(members: Iterable[Member], options: "RangedReads") -> list[ByteRange]:
-    """Coalesced ranges of about two per connection at most, so that one slow range leaves no connection idle."""
+    """Coalesced ranges of about two per connection at most, so that one slow range leaves no connection
+    idle, reading at most MAX_WASTE_SHARE more than the members' own bytes."""
     members = list(members)
     total = sum(m.compress_size for m in members)
     max_range = max(4 * options.gap_bytes, math.ceil(total / (2 * max(1, options.connections))))
-    return plan_ranges(members, options.gap_bytes, max_range)
+    return plan_ranges(members, options.gap_bytes, max_range, MAX_WASTE_SHARE)
 
 
 class Body(Protocol):
@@ -133,15 +149,20 @@ class Source(Protocol):
 
 
 class Counter:
+    """Requests and bytes received; `listener(nbytes, requests)` (a partition's ledger) hears each as it comes."""
+
     def __init__(self):
         self.requests = 0
         self.bytes = 0
+        self.listener: Callable[[int, int], None] | None = None
         self._lock = threading.Lock()
 
     def add(self, requests_: int = 0, nbytes: int = 0) -> None:
         with self._lock:
             self.requests += requests_
             self.bytes += nbytes
+        if self.listener is not None:
+            self.listener(nbytes, requests_)
 
 
 class RangeNotHonoured(Exception):
@@ -372,17 +393,32 @@ def fetch_members(
     options: RangedReads,
     stream: bool = False,
     max_member_bytes: int = 1 << 30,
+    on_done: Callable[[Member, Path | BaseException], None] | None = None,
 ) -> Fetched:
     """Stage `members` into files from `new_path()`: coalesced ranges over `options.connections`
     connections, or (`stream`) one sequential read from the first needed member to the end of the
     last. A failed request is retried from the first member not yet staged; a member whose bytes are
-    wrong (CRC, size, header) gets its error and the others go on."""
+    wrong (CRC, size, header) gets its error and the others go on. `on_done(member, path or error)`
+    hears each member's outcome as soon as it is known (once per member)."""
     counter_before = (source.counter.requests, source.counter.bytes)
     fetched = Fetched("stream" if stream else "ranges")
+    lock = threading.Lock()
+
+    def settle(member: Member, result: Path | BaseException) -> None:
+        with lock:
+            if member.name in fetched.staged or member.name in fetched.errors:
+                return
+            if isinstance(result, BaseException):
+                fetched.errors[member.name] = result
+            else:
+                fetched.staged[member.name] = result
+        if on_done is not None:
+            on_done(member, result)
+
     readable = []
     for member in members:
         if (refused := _refusal(member, archive_size, max_member_bytes)) is not None:
-            fetched.errors[member.name] = refused
+            settle(member, refused)
         else:
             readable.append(member)
     if stream:
@@ -390,7 +426,6 @@ def fetch_members(
     else:
         ranges = plan_parallel(readable, options)
     fetched.ranges = len(ranges)
-    lock = threading.Lock()
 
     def read_range(byte_range: ByteRange) -> None:
         pending = list(byte_range.members)
@@ -404,14 +439,12 @@ def fetch_members(
                         _copy_member(reader, member, path)
                     except (zipfile.BadZipFile, Unavailable, zlib.error) as error:
                         path.unlink(missing_ok=True)
-                        with lock:
-                            fetched.errors[member.name] = error
+                        settle(member, error)
                     except BaseException:
                         path.unlink(missing_ok=True)
                         raise
                     else:
-                        with lock:
-                            fetched.staged[member.name] = path
+                        settle(member, path)
                     pending.pop(0)
             finally:
                 reader.close()
@@ -419,9 +452,8 @@ def fetch_members(
         try:
             options.retry.call(attempt)
         except Exception as error:  # noqa: BLE001 - every member gets an outcome
-            with lock:
-                for member in pending:
-                    fetched.errors.setdefault(member.name, error)
+            for member in pending:
+                settle(member, error)
 
     workers = 1 if stream else max(1, min(options.connections, len(ranges)))
     with ThreadPoolExecutor(workers) as pool:
@@ -431,7 +463,7 @@ def fetch_members(
     return fetched
 
 
-def measure_rtt(source: Source, samples: int = 3) -> float:
+def measure_rtt(source: Source, samples: int = 2) -> float:
     """Seconds of the fastest one-byte ranged read (a warm connection's round trip)."""
     best = math.inf
     for _ in range(samples):
@@ -485,3 +517,27 @@ def choose(
         f"{method} estimated {estimates[method]:.2f} s ({others})"
     )
     return Choice(method, reason, estimates)
+
+
+def check_method(method: str, methods: tuple[str, ...] = METHODS) -> None:
+    """A configuration error, raised before any request (it is not worth a retry)."""
+    if method not in methods:
+        raise ValueError(f"unknown read method {method!r}: choose from {', '.join(methods)}")
+
+
+def pick(
+    source: Source,
+    members: list[Member],
+    archive_size: int,
+    options: RangedReads,
+    single_gets: bool = False,
+    index_bytes: int = 0,
+    methods: tuple[str, ...] = METHODS,
+) -> Choice:
+    """The configured method, or (`auto`) the one `choose` estimates fastest from a measured round trip."""
+    check_method(options.method, methods)
+    if options.method != "auto":
+        return Choice(options.method, f"{len(members)} members, method {options.method} set by configuration", {})
+    if not members:
+        return Choice("ranges", "no member is needed", {})
+    return choose(members, archive_size, measure_rtt(source), options, single_gets, index_bytes)

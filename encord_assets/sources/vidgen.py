@@ -2,8 +2,8 @@
 
 An index asset reads every zip's central directory by Range (nothing else) and records
 which zip holds each clip. A partition then opens only the zips that hold its clips and
-reads each needed member in one ranged request, in archive order; a clip in no zip is
-`unavailable`.
+reads the needed members by coalesced parallel ranges (or one streaming read of a zip it
+needs most of); a clip in no zip is `unavailable`.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +56,7 @@ class VidGenZips(HfDatasetSource):
             (path,), members = item
             clips = {file_id: wanted[file_id] for file_id in members["file_id"]}
             try:
-                self.copy_zip_members(fs, commit, path, members["zip_size"][0], clips, log, self.max_clip_bytes)
+                self.stage_zip_members(fs, commit, path, members["zip_size"][0], clips, log, self.max_clip_bytes)
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
                 pending = [t for targets in clips.values() for t in targets if not log.has_result(t)]
                 record_error(log, pending, error)

@@ -1,18 +1,19 @@
-"""Copy chosen members out of a remote zip, member by member, in archive order.
+"""Stage chosen members of a remote zip whose central directory a library has parsed.
 
 The zip object reads its central directory by Range requests (remotezip, or zipfile over
-an HfFileSystem file); each member is then one ranged read. zipfile checks each member's
-CRC, so a corrupt upstream never reaches the layout.
+an HfFileSystem file); members are refused here when their names or sizes are unsafe, and the
+needed ones are then read by `ranged_reads` (coalesced parallel ranges or one streaming read,
+every member's size and CRC checked), so a corrupt upstream never reaches the layout.
 """
 
-import shutil
 import stat
 import zipfile
-from typing import Callable
+from pathlib import Path
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
-from encord_assets.sources.retry import RetryPolicy, record_error
+from encord_assets.sources.ranged_reads import Choice, Member, RangedReads, Source, check_method, fetch_members, pick
+from encord_assets.sources.retry import record_error
 
 
 def member_problem(info: zipfile.ZipInfo, archive_size: int, max_member_bytes: int) -> tuple[str, str] | None:
@@ -65,33 +66,37 @@ def wanted_members(members: Members, wanted: dict[str, list[str]], log: FetchLed
     return sorted((members[name] for name in wanted if name in members), key=lambda info: info.header_offset)
 
 
-def copy_members(
-    zf: zipfile.ZipFile,
+def stage_members(
+    source: Source,
+    archive_size: int,
     members: Members,
     wanted: dict[str, list[str]],
     log: FetchLedger,
-    retry: RetryPolicy,
+    options: RangedReads,
     archive: str,
-    before_member: Callable[[zipfile.ZipInfo], None] | None = None,
-) -> None:
-    """Stage each wanted member (name -> targets); names not in `members`, or refused there, are unavailable.
-    `before_member(info)` runs before each member is read (to size the next ranged read)."""
-    for info in wanted_members(members, wanted, log, archive):
-        targets = wanted[info.filename]
-        path = log.staging_path()
+    choice: Choice | None = None,
+) -> Choice:
+    """Stage each wanted member (name -> targets) by ranged reads of `source`; names not in `members`,
+    or refused there, are unavailable. The method is `choice` when given, else `options.method`
+    (`auto`: chosen from the measured round trip); it is recorded in the ledger with its reason."""
+    check_method(options.method)
+    needed = [Member.of(info) for info in wanted_members(members, wanted, log, archive)]
+    if not needed:
+        return choice or Choice("ranges", "no member is needed", {})
+    pending = [t for member in needed for t in wanted[member.name]]
+    source.counter.listener = log.fetched
+    try:
+        choice = choice or options.retry.call(lambda: pick(source, needed, archive_size, options))
+    except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
+        record_error(log, pending, error)
+        return Choice("ranges", f"{archive}: {error}", {})
+    log.chose(archive, choice.method, choice.reason)
 
-        def copy_one() -> None:
-            if before_member:
-                before_member(info)
-            with zf.open(info) as member, open(path, "wb") as out:
-                shutil.copyfileobj(member, out, 1 << 20)
+    def done(member: Member, result: Path | BaseException) -> None:
+        if isinstance(result, BaseException):
+            record_error(log, wanted[member.name], result)
+        else:
+            log.staged_all(wanted[member.name], result, member.file_size)
 
-        try:
-            retry.call(copy_one)
-        except Exception as error:  # noqa: BLE001 - every row gets an outcome
-            path.unlink(missing_ok=True)
-            record_error(log, targets, error)
-            continue
-        log.staged_all(targets, path, info.file_size)
-
-
+    fetch_members(source, needed, archive_size, log.staging_path, options, stream=choice.method == "stream", on_done=done)
+    return choice

@@ -24,7 +24,7 @@ FETCHERS = sorted({spec.fetcher for spec in TESTED_SPECS})
 # stalls are short, so it still finishes, only slower). Each entry is one variant of the fetcher to run.
 FAST_SETTINGS: dict[str, dict[str, dict[str, str]]] = {
     "coco": {
-        "zip": {"COCO_METHOD": "zip", "COCO_TIMEOUT_SECONDS": "1", "COCO_ATTEMPTS": "4", "COCO_BACKOFF_SECONDS": "0.05"},
+        "zip": {"COCO_METHOD": "ranges", "COCO_TIMEOUT_SECONDS": "1", "COCO_ATTEMPTS": "4", "COCO_BACKOFF_SECONDS": "0.05"},
         "images": {"COCO_METHOD": "images", "COCO_TIMEOUT_SECONDS": "1", "COCO_ATTEMPTS": "4", "COCO_BACKOFF_SECONDS": "0.05"},
     },
     "youtube": {

@@ -49,7 +49,7 @@ def test_hostile_upstreams_are_refused_or_bounded(tmp_path, custom_infos, monkey
         endless_bytes = mirror.stats()["by_prefix"]["/coco"]["bytes"]
 
         # ranged reads of a hostile zip
-        monkeypatch.setenv("COCO_METHOD", "zip")
+        monkeypatch.setenv("COCO_METHOD", "ranges")
         zipped = outcomes_of(Materializer(instance), root, rows.filter(pl.col("split") == "e-mm1_100m"))
     finally:
         mirror.stop()

@@ -6,6 +6,7 @@ import polars as pl
 
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import flickr30k, hf_hub, vidgen
+from encord_assets_tests.conftest import materialization_metadata
 from encord_assets_tests.sources.hf_setup import SAVE_FOLDER, manifest, point_at, serve, sha256, write_infos
 
 
@@ -14,16 +15,17 @@ def only(source: str, builder, **options):
 
 
 def zip_budget(path, needed_stems: set[str]) -> int:
-    """Bytes of the needed members (local header, name, data) plus the central directory."""
+    """Bytes of the needed members (local header, name, data) plus the central directory (0 for a zip
+    holding none of them)."""
     with zipfile.ZipFile(path) as zf:
-        infos = zf.infolist()
+        infos = [i for i in zf.infolist() if i.filename.rsplit("/", 1)[-1].split(".")[0] in needed_stems]
         central = path.stat().st_size - zf.start_dir
-    members = sum(
-        30 + len(i.filename.encode()) + len(i.extra) + i.compress_size
-        for i in infos
-        if i.filename.rsplit("/", 1)[-1].split(".")[0] in needed_stems
-    )
-    return members + central
+    return sum(30 + len(i.filename.encode()) + len(i.extra) + i.compress_size for i in infos) + (central if infos else 0)
+
+
+def archive_bytes(stats: dict) -> int:
+    """Bytes the mirror sent from the repositories' files (/resolve and its CDN), not the Hub's API."""
+    return sum(stats["by_prefix"].get(prefix, {"bytes": 0})["bytes"] for prefix in ("/datasets", "/hf"))
 
 
 def test_flickr30k_one_percent_reads_its_members_and_the_central_directory(tmp_path, monkeypatch, instance, root):
@@ -37,10 +39,15 @@ def test_flickr30k_one_percent_reads_its_members_and_the_central_directory(tmp_p
     assert len(keys) > 1
     for key in keys:
         mirror.reset_stats()
-        materializer.run("image_flickr30k", key, raise_on_error=True)
+        result = materializer.run("image_flickr30k", key, raise_on_error=True)
         rows = manifest(root, "image_flickr30k", key)
         stems = {target.rsplit("/", 1)[-1].removesuffix(".jpg") for target in rows["target"]}
-        assert mirror.stats()["bytes_sent"] < 1.5 * zip_budget(archive, stems), key
+        stats = mirror.stats()
+        assert stats["bytes_sent"] <= 1.2 * zip_budget(archive, stems), key
+        # /resolve: HfFileSystem's reads of the central directory, then one HEAD for all the members' ranges
+        assert stats["by_prefix"]["/datasets"]["requests"] <= 4, stats
+        meta = materialization_metadata(result, "image_flickr30k")
+        assert meta["read_method"] == "ranges" and "round trip" in meta["read_reason"], meta
         assert rows["outcome"].unique().to_list() == ["placed"]
     for file_id in needed:
         assert sha256((root / SAVE_FOLDER / "image" / f"{file_id}.jpg").read_bytes()) == sha256(flickr30k.flickr_image(file_id))
@@ -80,8 +87,12 @@ def test_vidgen_index_routes_clips_and_is_rebuilt_when_the_revision_changes(tmp_
     index_path = first.asset_materializations_for_node("index_vidgen")[0].metadata["path"].value
     assert missing not in pl.read_parquet(index_path)["file_id"].to_list()
     keys = materializer.source_partitions("video_vidgen1m", "video")
+    zips = sorted(hf_hub.repo_dir(tmp_path / "mirror", vidgen.REPO).rglob("*.zip"))
     for key in keys:
+        mirror.reset_stats()
         materializer.run("video_vidgen1m", key, raise_on_error=True)
+        stems = {target.rsplit("/", 1)[-1].removesuffix(".mp4") for target in manifest(root, "video_vidgen1m", key)["target"]}
+        assert archive_bytes(mirror.stats()) <= 1.2 * sum(zip_budget(path, stems) for path in zips), key
 
     outcomes = pl.concat([manifest(root, "video_vidgen1m", key) for key in keys])
     assert outcomes.filter(pl.col("outcome") == "placed").height == len(clips) - 1

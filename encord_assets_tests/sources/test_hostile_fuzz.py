@@ -33,9 +33,10 @@ from encord_assets.ledger import FetchLedger
 from encord_assets.sources.address_policy import AddressPolicy, VettingProxy
 from encord_assets.sources.http import download, new_session
 from encord_assets.sources.openshape import npy_key
-from encord_assets.sources.retry import RetryPolicy, Unavailable
+from encord_assets.sources.retry import Unavailable
 from encord_assets.sources.tar_members import stage_members
-from encord_assets.sources.zip_members import copy_members, index_members
+from encord_assets.sources.ranged_reads import FileSource, RangedReads
+from encord_assets.sources import zip_members
 from encord_assets_tests.fuzz import FUZZ
 
 LIMIT = 48 << 10
@@ -156,8 +157,10 @@ def check_zip(data: bytes, names: list[str]) -> None:
         except Exception:  # noqa: BLE001 - an archive that cannot be opened fails all its rows (the fetchers' rule)
             return
         with archive:
-            members = index_members(archive, len(data), log, LIMIT)
-            copy_members(archive, members, wanted, log, RetryPolicy(attempts=1), "fuzz.zip")
+            members = zip_members.index_members(archive, len(data), log, LIMIT)
+        # the members as the fetchers read them: ranges of the archive's bytes, parsed by ranged_reads
+        source = FileSource(lambda: io.BytesIO(data), len(data))
+        zip_members.stage_members(source, len(data), members, wanted, log, RangedReads(method="ranges", attempts=1, connections=2), "fuzz.zip")
     assert set(log.results()["target"]) == targets, "every wanted target gets one outcome"
 
 

@@ -11,6 +11,7 @@ import pytest
 from encord_assets.mirror.server import Mirror, Reply
 from encord_assets.sources.ranged_reads import (
     LOCAL_HEADER,
+    MAX_WASTE_SHARE,
     FileSource,
     HttpSource,
     Member,
@@ -18,6 +19,7 @@ from encord_assets.sources.ranged_reads import (
     choose,
     fetch_members,
     measure_rtt,
+    pick,
     plan_ranges,
 )
 
@@ -80,22 +82,27 @@ def test_plan_joins_neighbours_within_the_gap_and_splits_long_ranges():
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_subsets_are_staged_whole_with_few_requests_and_bytes(served, stream):
+@pytest.mark.parametrize("picked", [slice(5, 40, 3), slice(5, 29)], ids=["every-third", "adjacent"])
+def test_subsets_are_staged_whole_with_few_requests_and_bytes(served, stream, picked):
     mirror, url, contents, members, tmp_path = served
     source = HttpSource(url)
     size = source.size
-    wanted = sorted(contents)[5:40:3]  # stored, deflated and ZIP64-headed members
+    wanted = sorted(contents)[picked]  # stored, deflated and ZIP64-headed members
     mirror.reset_stats()
     fetched = fetch_members(source, [members[n] for n in wanted], size, new_path_in(tmp_path / "staging"), OPTIONS, stream=stream)
     check_staged(fetched, contents, wanted)
     stats = mirror.stats()
     assert fetched.requests == stats["requests"] and fetched.bytes == stats["bytes_sent"]
     span = members[wanted[-1]].header_offset - members[wanted[0]].header_offset + 20_000
+    planned = sum(members[n].planned_end - members[n].header_offset for n in wanted)
     if stream:
         assert fetched.method == "stream" and fetched.requests == 1 and fetched.bytes <= span
     else:
-        assert fetched.ranges <= 2 * OPTIONS.connections and fetched.requests == fetched.ranges
-        assert fetched.bytes <= span  # gaps under gap_bytes are read through, never more
+        assert fetched.requests == fetched.ranges and fetched.bytes <= span
+        # gaps are read through only while they stay under a fifth of the members' bytes
+        assert fetched.bytes <= (1 + MAX_WASTE_SHARE) * planned
+        if picked.step is None:
+            assert fetched.ranges <= 2 * OPTIONS.connections
 
 
 def test_sparse_members_get_their_own_ranges_and_bytes_stay_near_needed(served):
@@ -218,3 +225,10 @@ def test_a_redirect_is_followed_once_and_the_token_stays_with_the_first_host(ser
     check_staged(fetched, contents, wanted)
     assert mirror.stats()["by_prefix"]["/resolve"]["requests"] == 1  # one HEAD, not one per range
     assert len(seen) == 1 + fetched.ranges and all(token is None for _, token in seen)
+
+
+def test_an_unknown_method_is_refused_before_any_request():
+    source = HttpSource("http://127.0.0.1:9/never-asked.zip")
+    with pytest.raises(ValueError, match="unknown read method 'fast'"):
+        pick(source, [Member("a", 0, 10, 10, 0)], 100, RangedReads(method="fast"))
+    assert source.counter.requests == 0
