@@ -271,8 +271,8 @@ class MirrorHandler(BaseHTTPRequestHandler):
             return
         chunk = random.Random(0).randbytes(1 << 16)
         for _ in range(ENDLESS_LIMIT // len(chunk)):  # endless for any sane client: it must hang up first
-            self.wfile.write(chunk)
             self.state.count(path, len(chunk), request=False)
+            self.wfile.write(chunk)
 
     def _reset(self) -> None:
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -329,8 +329,9 @@ class MirrorHandler(BaseHTTPRequestHandler):
 
     def _write_piece(self, chunk: bytes) -> None:
         self.state.bucket.take(len(chunk))
-        self.wfile.write(chunk)
+        # counted first: a client that has read the bytes finds them in the stats
         self.state.count(self.path_only, len(chunk), request=False)
+        self.wfile.write(chunk)
 
     def _control(self, action: str) -> None:
         state = self.state
