@@ -1,11 +1,11 @@
 """One infos asset per modality, partitioned by split: validated, normalized rows as parquet."""
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.infos.files import MODALITIES, InfosDir, infos_file, splits_for
 from encord_assets.infos.normalize import NormalizedInfos, empty_rows, normalize
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.metadata import table_metadata
 from encord_assets.store import DatasetStore
 from encord_assets.sources.partitions import add_shards
@@ -45,7 +45,7 @@ def build_infos_asset(modality: str) -> dg.AssetsDefinition:
         kinds={"polars", "parquet"},
         description=f"Validated, normalized E-MM1 {modality} infos rows of one split, with target paths and partition keys.",
     )
-    def infos_asset(context: dg.AssetExecutionContext, infos_dir: InfosDir, store: DatasetStore) -> pl.LazyFrame:
+    def infos_asset(context: dg.AssetExecutionContext, infos_dir: InfosDir, store: DatasetStore):
         split = context.partition_key
         infos = read_split(infos_dir, store, split, modality)
         if infos is None:

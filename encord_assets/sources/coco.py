@@ -5,13 +5,15 @@ directory and the needed members are read by Range, or, when a partition needs f
 each image is fetched on its own (cheaper than the ~8 MB central directory).
 """
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
-import polars as pl
 import remotezip
 import requests
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
 from encord_assets.sources.retry import RetryPolicy, record_error

@@ -9,6 +9,8 @@ while counting every byte received into the partition's FetchLedger. `copy_zip_m
 stages chosen members of one remote zip.
 """
 
+from __future__ import annotations
+
 import fnmatch
 import re
 import zipfile
@@ -17,8 +19,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
 import dagster as dg
-import polars as pl
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.retry import RetryPolicy, Unavailable, record_error, status_of

@@ -12,6 +12,8 @@ The Dagster assets (class list, annotation tables, the per-(class, split) source
 `openimages_assets.py`; this module is the fetcher resource and what it reads.
 """
 
+from __future__ import annotations
+
 import difflib
 import struct
 import zipfile
@@ -20,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import remotezip
 import requests
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.coco import CountingFetcher, get_images
 from encord_assets.sources.hf import read_ahead_plan
@@ -111,13 +113,13 @@ class UpstreamFile:
 
 
 DIRECTORY_SCHEMA = {
-    "name": pl.String,
-    "header_offset": pl.Int64,
-    "compress_size": pl.Int64,
-    "file_size": pl.Int64,
-    "crc": pl.Int64,
-    "compress_type": pl.Int64,
-    "refused": pl.String,
+    "name": str,
+    "header_offset": int,
+    "compress_size": int,
+    "file_size": int,
+    "crc": int,
+    "compress_type": int,
+    "refused": str,
 }
 
 
