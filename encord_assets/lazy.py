@@ -2,9 +2,10 @@
 *Reload definitions*) then costs no polars, pyarrow, pandas or numpy import.
 
 Modules on the definitions' import path take these names instead of importing the libraries, and
-put `from __future__ import annotations` first so their annotations are not evaluated; the ones
-that define assets (whose annotations Dagster resolves) annotate their asset functions without
-these names. Module-level schemas use Python types (`str`, `int`), which polars maps to its own.
+put `from __future__ import annotations` first so their annotations are not evaluated. Where
+Dagster reads annotations (modules that define assets, IO managers with resource dependencies)
+they are quoted instead, and asset functions are annotated without these names. Module-level
+schemas use Python types (`str`, `int`, `float`), which polars maps to its own.
 """
 
 import importlib
@@ -22,14 +23,12 @@ class LazyModule(types.ModuleType):
 if TYPE_CHECKING:
     import polars as pl
     import polars_hash as plh
-    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from PIL import Image
 else:
     pl = LazyModule("polars")
     plh = LazyModule("polars_hash")
-    pa = LazyModule("pyarrow")
     pc = LazyModule("pyarrow.compute")
     ds = LazyModule("pyarrow.dataset")
     Image = LazyModule("PIL.Image")
