@@ -1,6 +1,8 @@
 """The fetch ledger: the staging files a partition's fetcher writes and the outcome of every target,
 which the source asset hands to the dataset IO manager."""
 
+from __future__ import annotations
+
 import shutil
 import threading
 import uuid
@@ -8,8 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import polars as pl
-
+from encord_assets.lazy import pl
 from encord_assets.progress import Progress
 
 
@@ -22,14 +23,14 @@ class Outcome(StrEnum):
 
 
 RESULT_SCHEMA = {
-    "target": pl.String,
-    "outcome": pl.String,
-    "staged_path": pl.String,
-    "expected_size": pl.Int64,
-    "bytes": pl.Int64,
-    "sha256": pl.String,
-    "error_class": pl.String,
-    "error_message": pl.String,
+    "target": str,
+    "outcome": str,
+    "staged_path": str,
+    "expected_size": int,
+    "bytes": int,
+    "sha256": str,
+    "error_class": str,
+    "error_message": str,
 }
 
 

@@ -4,6 +4,7 @@ import logging
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -26,14 +27,23 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
 
 
+@contextmanager
+def fresh_dagster_home(fallback: Path):
+    """A new DAGSTER_HOME with the project's dagster.yaml; on tmpfs when there is one (else under
+    `fallback`), because the instance's sqlite fsyncs dominate small runs."""
+    shm = Path("/dev/shm")
+    home = Path(tempfile.mkdtemp(prefix="encord_dagster_home_", dir=shm if shm.is_dir() else fallback))
+    install_instance_yaml(home)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture
 def dagster_home(tmp_path):
-    """A fresh DAGSTER_HOME; on tmpfs when there is one, because the instance's sqlite fsyncs dominate small runs."""
-    shm = Path("/dev/shm")
-    home = Path(tempfile.mkdtemp(prefix="encord_dagster_home_", dir=shm if shm.is_dir() else tmp_path))
-    install_instance_yaml(home)
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
+    with fresh_dagster_home(tmp_path) as home:
+        yield home
 
 
 @pytest.fixture(autouse=True)

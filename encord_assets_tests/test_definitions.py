@@ -1,4 +1,5 @@
 import subprocess
+import sys
 
 from encord_assets.definitions import defs
 from encord_assets.sources.registry import SOURCES
@@ -18,3 +19,11 @@ def test_dagster_cli_lists_the_assets():
         ["dagster", "asset", "list", "-m", "encord_assets.definitions"], capture_output=True, text=True, check=True
     ).stdout.split()
     assert "infos_image" in listed and "image_coco" in listed and "captions" in listed
+
+
+def test_loading_the_definitions_imports_no_dataframe_library():
+    """Every run process and *Reload definitions* load the code location: the fetchers', checks'
+    and products' libraries are imported when a run uses them, not then."""
+    probe = "import sys, encord_assets.definitions; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split())
+    assert {"pandas", "polars", "pyarrow", "numpy", "PIL", "yt_dlp", "huggingface_hub"} & loaded == set()

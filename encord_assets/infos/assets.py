@@ -5,11 +5,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.infos.files import MODALITIES, InfosDir, infos_file, splits_for
 from encord_assets.infos.normalize import NormalizedInfos, empty_rows, normalize
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.metadata import table_metadata
 from encord_assets.store import DatasetStore
 from encord_assets.sources.partitions import add_shards

@@ -1,6 +1,8 @@
 """The source datasets E-MM1 credits, and the spellings its infos use for them."""
 
-import polars as pl
+from __future__ import annotations
+
+from encord_assets.lazy import pl
 
 # canonical name -> modalities it appears in, accepted spellings (compared case-insensitively)
 DATASETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -4,10 +4,10 @@ Every row ends either in the normalized table (with its target path and partitio
 in the rejects table with the column and the reason; a bad row never stops good rows.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
-
-import polars as pl
 
 from encord_assets.infos.datasets import (
     DATASETS,
@@ -18,6 +18,7 @@ from encord_assets.infos.datasets import (
     lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
+from encord_assets.lazy import pl
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.sources.partitions import source_partition_key_expr
 from encord_assets.sources.registry import sources_for
@@ -42,12 +43,12 @@ REQUIRED_COLUMNS = {
 OPTIONAL_COLUMNS = ("youtube_id", "start_time", "end_time", "file_id", "dataset_license")
 
 REJECT_SCHEMA = {
-    "infos_file": pl.String,
-    "infos_row": pl.Int64,
-    "column": pl.String,
-    "value": pl.String,
-    "reason": pl.String,
-    "kind": pl.String,
+    "infos_file": str,
+    "infos_row": int,
+    "column": str,
+    "value": str,
+    "reason": str,
+    "kind": str,
 }
 ROW_COLUMNS = (
     "split",
@@ -91,29 +92,29 @@ def unread(modality: str, infos_file: str, reason: str) -> NormalizedInfos:
 
 
 ROW_SCHEMA = {
-    "split": pl.String,
-    "modality": pl.String,
-    "infos_file": pl.String,
-    "infos_row": pl.Int64,
-    "row_id": pl.Int64,
-    "source_dataset": pl.String,
-    "dataset_license": pl.String,
-    "source": pl.String,
-    "file_id": pl.String,
-    "youtube_id": pl.String,
-    "start_time": pl.Float64,
-    "end_time": pl.Float64,
-    "save_folder": pl.String,
-    "file_name": pl.String,
-    "target": pl.String,
-    "partition_key": pl.String,
+    "split": str,
+    "modality": str,
+    "infos_file": str,
+    "infos_row": int,
+    "row_id": int,
+    "source_dataset": str,
+    "dataset_license": str,
+    "source": str,
+    "file_id": str,
+    "youtube_id": str,
+    "start_time": float,
+    "end_time": float,
+    "save_folder": str,
+    "file_name": str,
+    "target": str,
+    "partition_key": str,
 }
 TEXT_SCHEMA = {
-    "split": pl.String,
-    "infos_file": pl.String,
-    "infos_row": pl.Int64,
-    "encord_text_id": pl.Int64,
-    "caption": pl.String,
+    "split": str,
+    "infos_file": str,
+    "infos_row": int,
+    "encord_text_id": int,
+    "caption": str,
 }
 
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.layout.paths import UnsafePath, layout_key, manifest_key
+from encord_assets.lazy import pl
 from encord_assets.ledger import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.metadata import table_metadata
 from encord_assets.store import DatasetStore
@@ -55,7 +55,7 @@ def _check(staged: dict) -> dict:
     return {**result, "staged_path": str(path), "outcome": "checked", "bytes": size, "sha256": sha256_of(path)}
 
 
-def place_staged(store: DatasetStore, fetched: pl.DataFrame) -> list[dict]:
+def place_staged(store: DatasetStore, fetched: "pl.DataFrame") -> list[dict]:
     """Final result rows for the ledger's rows: staged files checked and placed, the rest as recorded."""
     rows = [_check(row) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)]
     checked = [row for row in rows if row["outcome"] == "checked"]
@@ -68,7 +68,7 @@ def place_staged(store: DatasetStore, fetched: pl.DataFrame) -> list[dict]:
     return rows
 
 
-def build_manifest(fetch: PartitionFetch, results: pl.DataFrame) -> pl.DataFrame:
+def build_manifest(fetch: PartitionFetch, results: "pl.DataFrame") -> "pl.DataFrame":
     """One row per infos row of the partition, each with exactly one outcome."""
     per_target = results.select("target", "outcome", "bytes", "sha256", "error_class", "error_message")
     manifest = fetch.rows.join(per_target, on="target", how="left").with_columns(
@@ -82,7 +82,7 @@ def build_manifest(fetch: PartitionFetch, results: pl.DataFrame) -> pl.DataFrame
     return manifest.select(MANIFEST_COLUMNS).sort("infos_file", "infos_row")
 
 
-def failure_summary(manifest: pl.DataFrame) -> str | None:
+def failure_summary(manifest: "pl.DataFrame") -> str | None:
     """'N row(s) failed ...; first: <file> row <n> (<target>): <class>: <message>', or None when no row failed."""
     failed = manifest.filter(pl.col("outcome") == Outcome.FAILED.value)
     if not failed.height:
@@ -94,7 +94,7 @@ def failure_summary(manifest: pl.DataFrame) -> str | None:
     )
 
 
-def summarize(manifest: pl.DataFrame) -> dict[str, int]:
+def summarize(manifest: "pl.DataFrame") -> dict[str, int]:
     counts = dict(manifest.group_by("outcome").len().iter_rows())
     return {outcome.value: counts.get(outcome.value, 0) for outcome in Outcome}
 
@@ -154,7 +154,7 @@ class DatasetIOManager(dg.ConfigurableIOManager):
             metadata["failed"] = failures
         context.add_output_metadata(metadata)
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> "pl.DataFrame":
         name = context.upstream_output.asset_key.path[-1]
         keys = context.asset_partition_keys if context.has_asset_partitions else []
         frames = [self.store.read_manifest(name, key) for key in keys]

@@ -4,13 +4,14 @@ Every path the project writes is built here, and every component that comes from
 infos row or an upstream archive is checked here before it can reach the filesystem.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import uuid
 from pathlib import Path
 
-import polars as pl
-
+from encord_assets.lazy import pl
 from encord_assets.settings import DEFAULT_AUDIO_DIR
 
 # save_folder values used by E-MM1 infos (old phase names, current split names, EShot).

@@ -1,10 +1,11 @@
 """Decide, from the last manifest and what the store holds, which targets still need fetching."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
-import polars as pl
-
 from encord_assets.layout.paths import unsafe_layout_keys
+from encord_assets.lazy import pl
 from encord_assets.ledger import RESULT_SCHEMA, Outcome
 from encord_assets.store import DatasetStore
 

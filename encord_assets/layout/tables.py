@@ -1,9 +1,9 @@
 """Parquet tables under ROOT (normalized infos, captions, indexes), one file per partition."""
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.layout.paths import partition_file_stem, table_key
+from encord_assets.lazy import pl
 from encord_assets.store import DatasetStore
 
 # An asset sets this metadata to choose its table's path under ROOT; `{partition}` is filled in.
@@ -21,13 +21,13 @@ class TableIOManager(dg.ConfigurableIOManager):
             return pattern.format(partition=partition_file_stem(partition_key) if partition_key else "all")
         return table_key(name, partition_key)
 
-    def handle_output(self, context: dg.OutputContext, table: pl.LazyFrame | pl.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, table: "pl.LazyFrame | pl.DataFrame") -> None:
         key = self._key(context, context.partition_key if context.has_partition_key else None)
         # sink_parquet streams: normalized infos of the real E-MM1 never sit whole in memory.
         self.store.write(key, table.lazy().sink_parquet)
         context.add_output_metadata({"path": dg.MetadataValue.path(self.store.uri(key))})
 
-    def load_input(self, context: dg.InputContext) -> pl.LazyFrame:
+    def load_input(self, context: dg.InputContext) -> "pl.LazyFrame":
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
         table_keys = [self._key(context, key) for key in keys]
         existing = self.store.local_tables(table_keys)

@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.infos.assets import rejects_key
 from encord_assets.layout.io_manager import failure_summary
+from encord_assets.lazy import pl
 from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.decode import Undecodable, decoder_for
@@ -60,7 +60,7 @@ def decode_problem(store: DatasetStore, row: dict, tolerance: float) -> str | No
     return None
 
 
-def clip_durations(store: DatasetStore, modality: str, targets: list[str]) -> pl.DataFrame:
+def clip_durations(store: DatasetStore, modality: str, targets: list[str]) -> "pl.DataFrame":
     """end_time - start_time per target, from the normalized infos tables (clips only)."""
     tables = store.infos_tables(modality) if modality in ("video", "audio") else []
     if not tables:
@@ -74,7 +74,7 @@ def clip_durations(store: DatasetStore, modality: str, targets: list[str]) -> pl
     )
 
 
-def each_file(rows: pl.DataFrame, test) -> list[dict]:
+def each_file(rows: "pl.DataFrame", test) -> list[dict]:
     """Run `test(row) -> problem | None` over rows in threads (hashing and ffmpeg release the GIL)."""
     records = list(rows.iter_rows(named=True))
     with ThreadPoolExecutor(THREADS) as pool:
@@ -107,25 +107,25 @@ def manifest_check(spec: SourceSpec, asset: dg.AssetsDefinition, name: str, desc
     return check
 
 
-def files_on_disk(manifest: pl.DataFrame) -> pl.DataFrame:
+def files_on_disk(manifest: "pl.DataFrame") -> "pl.DataFrame":
     """One row per target the manifest says is in the layout."""
     return manifest.filter(pl.col("outcome").is_in(ON_DISK)).unique("target", keep="first", maintain_order=True)
 
 
-def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
     rows = files_on_disk(manifest)
     sizes = store.present(rows["target"].to_list())
     return check_result(each_file(rows, lambda row: match_manifest(store, sizes, row)), rows.height, "match the manifest")
 
 
-def files_decode(spec: SourceSpec, store: DatasetStore, operations: Operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+def files_decode(spec: SourceSpec, store: DatasetStore, operations: Operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
     rows = files_on_disk(manifest)
     rows = rows.join(clip_durations(store, spec.modality, rows["target"].to_list()), on="target", how="left")
     tolerance = operations.duration_tolerance_ms / 1000
     return check_result(each_file(rows, lambda row: decode_problem(store, row, tolerance)), rows.height, "decode")
 
 
-def no_failed_rows(_spec: SourceSpec, _store: DatasetStore, _operations: Operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+def no_failed_rows(_spec: SourceSpec, _store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
     failed = manifest.filter(pl.col("outcome") == Outcome.FAILED.value)
     metadata = {"rows": manifest.height, "rows_failed": failed.height}
     if failed.height:

@@ -1,13 +1,14 @@
 """Partitions the retry sensor gave up on, kept beside the manifests so reports read them from ROOT."""
 
+from __future__ import annotations
+
 import json
 
-import polars as pl
-
 from encord_assets.layout.paths import bookkeeping_key, manifest_key
+from encord_assets.lazy import pl
 from encord_assets.store import DatasetStore
 
-EXHAUSTED_SCHEMA = {"asset": pl.String, "partition": pl.String, "attempts": pl.Int64, "last_request": pl.String, "manifest": pl.String}
+EXHAUSTED_SCHEMA = {"asset": str, "partition": str, "attempts": int, "last_request": str, "manifest": str}
 
 
 def exhausted_key(asset_name: str) -> str:

@@ -1,9 +1,10 @@
 """Coverage from what is on disk: the partition manifests and the infos rejects."""
 
-import polars as pl
+from __future__ import annotations
 
 from encord_assets.infos.files import MODALITIES
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.ledger import Outcome
 from encord_assets.operations.exhausted import read_exhausted
 from encord_assets.store import DatasetStore

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.exhausted import read_exhausted
 from encord_assets.products.coverage import completeness_by_split, coverage, problem_rows, unavailable_by_reason
@@ -17,7 +17,7 @@ def report_key(name: str) -> str:
     return bookkeeping_key("reports", f"{name}.csv")
 
 
-def report_tables(store: DatasetStore) -> dict[str, pl.DataFrame]:
+def report_tables(store: DatasetStore) -> "dict[str, pl.DataFrame]":
     return {
         "coverage": coverage(store),
         "completeness_by_split": completeness_by_split(store),
@@ -43,7 +43,7 @@ def print_status(store: DatasetStore, problems_csv: Path | None = None) -> None:
     print()
 
 
-def write_reports(store: DatasetStore) -> dict[str, pl.DataFrame]:
+def write_reports(store: DatasetStore) -> "dict[str, pl.DataFrame]":
     """Compute the report tables and write each as CSV under ROOT/_encord_assets/reports/."""
     tables = report_tables(store)
     for name, table in tables.items():

@@ -1,8 +1,9 @@
 """Every infos row with the file the manifests say is there: the input of groups, triplets and releases."""
 
-import polars as pl
+from __future__ import annotations
 
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.ledger import Outcome
 from encord_assets.store import DatasetStore
 

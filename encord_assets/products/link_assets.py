@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.layout.paths import table_key
 from encord_assets.products import items as item_tables
 from encord_assets.products import links
 from encord_assets.infos.files import InfosDir
+from encord_assets.lazy import pl
 from encord_assets.sources.registry import SOURCES
 from encord_assets.store import DatasetStore
 

@@ -12,12 +12,13 @@ Members whose id is in no infos file are counted as unknown, never fatal. Everyt
 data_groups files are ~265 MB each.
 """
 
+from __future__ import annotations
+
 import json
 from pathlib import Path
 
-import polars as pl
-
 from encord_assets.infos.files import SPLIT_FOLDERS
+from encord_assets.lazy import pl
 
 MEMBERS = ("video", "audio", "image", "points")
 # How triplets.csv may spell a modality.
@@ -30,7 +31,7 @@ ESHOT_CATEGORY_FILES = {"audio": "eshot/category_to_audio_ids.json", "points": "
 TRIPLET_RENAMES = {"modality_1": "paired_modality", "modality_2": "annotated_modality"}
 
 ITEM_SCHEMA = {
-    "split": pl.String, "modality": pl.String, "row_id": pl.Int64, "target": pl.String, "present": pl.Boolean,
+    "split": str, "modality": str, "row_id": int, "target": str, "present": bool,
 }
 
 

@@ -11,14 +11,15 @@ A release is a folder of tables under ROOT/_encord_assets/releases/<name>/:
 `releases/latest.json` names the newest release.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import polars as pl
-
 from encord_assets.layout.paths import UnsafePath, bookkeeping_key, check_component
+from encord_assets.lazy import pl
 from encord_assets.products import items as item_tables
 from encord_assets.products import links, openimages_items
 from encord_assets.sources.registry import SOURCES

@@ -12,8 +12,9 @@ A partition's rows are the rows located in its archive (plus those it reported a
 archive); rows not located anywhere yet are looked for by every archive not fully read.
 """
 
-import polars as pl
+from __future__ import annotations
 
+from encord_assets.lazy import pl
 from encord_assets.store import DatasetStore
 
 NOT_FOUND = "not_in_any_archive"

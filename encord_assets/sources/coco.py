@@ -7,6 +7,8 @@ fetched on its own (cheaper than the ~8 MB central directory). `auto` weighs the
 from the zip's end record and the measured round trip, and records its pick and why.
 """
 
+from __future__ import annotations
+
 import io
 import zipfile
 from concurrent.futures import ThreadPoolExecutor

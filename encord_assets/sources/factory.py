@@ -5,12 +5,12 @@ import time
 from typing import Callable
 
 import dagster as dg
-import polars as pl
 
 from encord_assets.layout.plan import plan_partition
 from encord_assets.ledger import FetchLedger, PartitionFetch
 from encord_assets.progress import Progress
 from encord_assets.infos.assets import split_partitions
+from encord_assets.lazy import pl
 from encord_assets.sources.partitions import infos_mapping, source_partitions
 from encord_assets.sources.registry import SOURCES, SourceSpec
 from encord_assets.sources.work import PartitionWork
@@ -18,7 +18,7 @@ from encord_assets.sources.work import PartitionWork
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def partition_rows(infos: pl.LazyFrame, spec: SourceSpec, partition_key: str) -> pl.DataFrame:
+def partition_rows(infos: "pl.LazyFrame", spec: SourceSpec, partition_key: str) -> "pl.DataFrame":
     return infos.filter((pl.col("source") == spec.name) & (pl.col("partition_key") == partition_key)).collect()
 
 
@@ -70,7 +70,7 @@ def build_source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         description=f"{spec.dataset} {spec.modality} files of one partition, placed in the E-MM1 layout.",
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher, "shards": spec.shards},
     )
-    def source_asset(context: dg.AssetExecutionContext, infos: pl.LazyFrame, **index) -> PartitionFetch:
+    def source_asset(context: dg.AssetExecutionContext, infos, **index) -> PartitionFetch:
         def select_rows(fetcher, work: PartitionWork) -> pl.DataFrame:
             if spec.locates_rows:
                 # rows located in this partition so far, and rows not located anywhere yet
@@ -96,7 +96,7 @@ def build_index_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         description=f"Where each {spec.dataset} file id lives upstream, at one upstream revision.",
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher},
     )
-    def index_asset(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    def index_asset(context: dg.AssetExecutionContext):
         fetcher = getattr(context.resources, spec.fetcher)
         revision = fetcher.index_revision()
         previous = context.instance.get_latest_materialization_event(context.asset_key)

@@ -11,6 +11,8 @@ fetches the members from the file's URL, its `/resolve` redirect followed once, 
 connections.
 """
 
+from __future__ import annotations
+
 import fnmatch
 import re
 import zipfile
@@ -19,8 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
 import dagster as dg
-import polars as pl
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.ranged_reads import HttpSource, RangedReads

@@ -7,24 +7,26 @@ for each image id. A partition then reads, file by file, only the row groups tha
 images (the `image` column, nothing else) and writes each image's original JPEG bytes.
 """
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import dagster as dg
-import polars as pl
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.retry import record_error
 from encord_assets.sources.work import PartitionWork
 
 INDEX_SCHEMA = {
-    "file_id": pl.String,
-    "file": pl.String,
-    "file_size": pl.Int64,
-    "row_group": pl.Int64,
-    "row": pl.Int64,
-    "revision": pl.String,
+    "file_id": str,
+    "file": str,
+    "file_size": int,
+    "row_group": int,
+    "row": int,
+    "revision": str,
 }
 
 

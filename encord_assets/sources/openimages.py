@@ -13,15 +13,17 @@ The Dagster assets (class list, annotation tables, the per-(class, split) source
 `openimages_assets.py`; this module is the fetcher resource and what it reads.
 """
 
+from __future__ import annotations
+
 import difflib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
 import remotezip
 import requests
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.coco import CountingFetcher, get_images
 from encord_assets.sources.http import download, new_session
@@ -109,13 +111,13 @@ class UpstreamFile:
 
 
 DIRECTORY_SCHEMA = {
-    "name": pl.String,
-    "header_offset": pl.Int64,
-    "compress_size": pl.Int64,
-    "file_size": pl.Int64,
-    "crc": pl.Int64,
-    "compress_type": pl.Int64,
-    "refused": pl.String,
+    "name": str,
+    "header_offset": int,
+    "compress_size": int,
+    "file_size": int,
+    "crc": int,
+    "compress_type": int,
+    "refused": str,
 }
 
 

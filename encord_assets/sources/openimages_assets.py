@@ -16,11 +16,9 @@ upstream's names (`train`, `validation`, `test`), as the bucket keys and the off
 import warnings
 
 import dagster as dg
-import polars as pl
-import polars_hash as plh
-from PIL import Image
 
 from encord_assets.layout.paths import layout_key
+from encord_assets.lazy import pl, plh, Image
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.openimages import (
     CLASS_DESCRIPTIONS,
@@ -46,26 +44,26 @@ SOURCE_DATASET = "Open Images V6"
 # The per-split annotation table (and, for one class, its annotation CSV): one row per box, mask or
 # image-level label of a chosen class; coordinates are fractions of the image size.
 ANNOTATION_SCHEMA = {
-    "kind": pl.String,  # box | mask | label
-    "ImageID": pl.String,
-    "LabelName": pl.String,  # the MID
-    "Source": pl.String,  # boxes and labels: who annotated
-    "Confidence": pl.String,  # labels: 1 positive, 0 negative; boxes: 1
-    "XMin": pl.Float64,
-    "XMax": pl.Float64,
-    "YMin": pl.Float64,
-    "YMax": pl.Float64,
-    "IsOccluded": pl.String,
-    "IsTruncated": pl.String,
-    "IsGroupOf": pl.String,
-    "IsDepiction": pl.String,
-    "IsInside": pl.String,
-    "MaskPath": pl.String,  # masks: the member of the split's mask zip
-    "BoxID": pl.String,
-    "PredictedIoU": pl.String,
-    "Clicks": pl.String,
-    "upstream_file": pl.String,
-    "upstream_row": pl.Int64,  # 1 = first data row
+    "kind": str,  # box | mask | label
+    "ImageID": str,
+    "LabelName": str,  # the MID
+    "Source": str,  # boxes and labels: who annotated
+    "Confidence": str,  # labels: 1 positive, 0 negative; boxes: 1
+    "XMin": float,
+    "XMax": float,
+    "YMin": float,
+    "YMax": float,
+    "IsOccluded": str,
+    "IsTruncated": str,
+    "IsGroupOf": str,
+    "IsDepiction": str,
+    "IsInside": str,
+    "MaskPath": str,  # masks: the member of the split's mask zip
+    "BoxID": str,
+    "PredictedIoU": str,
+    "Clicks": str,
+    "upstream_file": str,
+    "upstream_row": int,  # 1 = first data row
 }
 COORDINATES = {"boxes": ("XMin", "XMax", "YMin", "YMax"), "masks": ("BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")}
 KIND_OF = {"boxes": "box", "masks": "mask", "labels": "label"}
@@ -78,7 +76,7 @@ def annotation_kinds(label_types: list[str]) -> list[str]:
     return kinds or ["boxes"]
 
 
-def scan_annotations(path, upstream: str, kind: str, mids: list[str]) -> pl.LazyFrame:
+def scan_annotations(path, upstream: str, kind: str, mids: list[str]) -> "pl.LazyFrame":
     """The rows of one upstream annotation CSV for `mids`, in ANNOTATION_SCHEMA (streamed: the train
     box CSV is gigabytes)."""
     lf = pl.scan_csv(path, infer_schema=False).with_row_index("upstream_row", offset=1).filter(pl.col("LabelName").is_in(mids))
@@ -105,7 +103,7 @@ def scan_annotations(path, upstream: str, kind: str, mids: list[str]) -> pl.Lazy
     kinds={"parquet"},
     description="Open Images' 600 boxable classes (MID, display name, segmentable), the chosen ones marked; adds their partitions.",
 )
-def openimages_classes(context: dg.AssetExecutionContext) -> pl.DataFrame:
+def openimages_classes(context: dg.AssetExecutionContext):
     store: DatasetStore = context.resources.store
     oi: OpenImages = context.resources.openimages
     counter = FetchLedger(store.backend.staging_base())  # counts bytes only
@@ -143,7 +141,7 @@ def openimages_classes(context: dg.AssetExecutionContext) -> pl.DataFrame:
     kinds={"parquet"},
     description="One split's boxes, masks and image-level labels of the chosen classes, from the upstream CSVs (kept under ROOT by ETag).",
 )
-def openimages_annotations(context: dg.AssetExecutionContext, openimages_classes: pl.LazyFrame) -> pl.LazyFrame:
+def openimages_annotations(context: dg.AssetExecutionContext, openimages_classes):
     store: DatasetStore = context.resources.store
     oi: OpenImages = context.resources.openimages
     split = context.partition_key
@@ -170,7 +168,7 @@ def openimages_annotations(context: dg.AssetExecutionContext, openimages_classes
     return table
 
 
-def sample_images(annotations: pl.DataFrame, max_samples: int, seed: int) -> list[str]:
+def sample_images(annotations: "pl.DataFrame", max_samples: int, seed: int) -> list[str]:
     """The class's images (a box, a mask or a positive label), at most `max_samples` of them, chosen
     by a seeded hash of the ImageID: the same choice on every run, stable as upstream grows."""
     shown = annotations.filter((pl.col("kind") != "label") | (pl.col("Confidence") == "1")).select("ImageID").unique()
@@ -181,13 +179,13 @@ def sample_images(annotations: pl.DataFrame, max_samples: int, seed: int) -> lis
 
 # a partition's rows: the manifest's columns, and what the fetcher needs for each kind of target
 ROW_SCHEMA = {
-    "split": pl.String, "modality": pl.String, "source": pl.String, "source_dataset": pl.String, "infos_file": pl.String,
-    "infos_row": pl.Int64, "row_id": pl.Int64, "target": pl.String, "kind": pl.String, "url": pl.String,
-    "copy_from": pl.List(pl.String), "archive": pl.String, "member": pl.String, "content": pl.String,
+    "split": str, "modality": str, "source": str, "source_dataset": str, "infos_file": str,
+    "infos_row": int, "row_id": int, "target": str, "kind": str, "url": str,
+    "copy_from": list[str], "archive": str, "member": str, "content": str,
 }  # fmt: skip
 
 
-def partition_rows(oi: OpenImages, spec: SourceSpec, classes: pl.DataFrame, annotations: pl.DataFrame, class_key: str, split: str) -> pl.DataFrame:
+def partition_rows(oi: OpenImages, spec: SourceSpec, classes: "pl.DataFrame", annotations: "pl.DataFrame", class_key: str, split: str) -> "pl.DataFrame":
     """The targets of one (class, split): images, masks, the annotation CSV and the id list."""
     (mid, name) = classes.filter(pl.col("folder") == class_key).select("mid", "display_name").row(0)
     label_types = oi.label_type_list
@@ -231,7 +229,7 @@ def partition_rows(oi: OpenImages, spec: SourceSpec, classes: pl.DataFrame, anno
     return pl.DataFrame(rows, schema=ROW_SCHEMA)
 
 
-def annotation_csv(annotations: pl.DataFrame, folder: str, split: str, class_key: str) -> str:
+def annotation_csv(annotations: "pl.DataFrame", folder: str, split: str, class_key: str) -> str:
     """The class's annotation CSV: ANNOTATION_SCHEMA plus the placed files' paths relative to ROOT/<folder>."""
     with_paths = annotations.with_columns(
         pl.concat_str(pl.lit(f"images/{split}/{class_key}/"), pl.col("ImageID"), pl.lit(".jpg")).alias("image_path"),
@@ -267,7 +265,7 @@ def build_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         description="Images, masks, annotation CSV and id list of one Open Images class and split, in the OID layout.",
         metadata={"source_dataset": spec.dataset, "fetcher": spec.fetcher},
     )
-    def openimages_asset(context: dg.AssetExecutionContext, annotations: pl.LazyFrame, classes: pl.LazyFrame):
+    def openimages_asset(context: dg.AssetExecutionContext, annotations, classes):
         dimensions = context.partition_key.keys_by_dimension
 
         def select_rows(fetcher: OpenImages, work: PartitionWork) -> pl.DataFrame:
@@ -330,7 +328,7 @@ def build_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg.AssetC
     ]
 
 
-def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: pl.DataFrame) -> dg.AssetCheckResult:
+def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
     from encord_assets.operations.checks import check_result, each_file, files_on_disk
 
     rows = files_on_disk(manifest)

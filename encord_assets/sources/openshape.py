@@ -12,11 +12,13 @@ they are read (sources/archive_index.py): later runs skip archives with nothing 
 and rows found in no archive end `unavailable` once every archive has been read.
 """
 
+from __future__ import annotations
+
 import io
 
-import polars as pl
 import requests
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_index import ArchiveIndex
 from encord_assets.sources.hf import HfDatasetSource, stem_of

@@ -10,13 +10,14 @@ source has partitions where it has rows, not `shards x splits` mostly empty ones
 rows in one split only still has an empty partition in the other). Keys are only ever added.
 """
 
+from __future__ import annotations
+
 import warnings
 
 import dagster as dg
-import polars as pl
-import polars_hash as plh
 
 from encord_assets.infos.datasets import lookup
+from encord_assets.lazy import pl, plh
 from encord_assets.store import DatasetStore
 
 

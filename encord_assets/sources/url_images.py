@@ -16,6 +16,8 @@ Only http(s) URLs are handed over, and img2dataset reaches them through a proxy 
 loopback, link-local, private and multicast addresses unless allowed (`address_policy.py`).
 """
 
+from __future__ import annotations
+
 import contextlib
 import math
 import multiprocessing
@@ -29,8 +31,8 @@ from pathlib import Path
 from typing import Callable
 
 import dagster as dg
-import polars as pl
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.address_policy import AddressPolicy, VettingProxy
 from encord_assets.sources.retry import PERMANENT_STATUS

@@ -6,23 +6,25 @@ reads the needed members by coalesced parallel ranges (or one streaming read of 
 needs most of); a clip in no zip is `unavailable`.
 """
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
-import polars as pl
 
+from encord_assets.lazy import pl
 from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of
 from encord_assets.sources.retry import record_error
 from encord_assets.sources.work import PartitionWork
 
 INDEX_SCHEMA = {
-    "file_id": pl.String,
-    "zip": pl.String,
-    "zip_size": pl.Int64,
-    "member": pl.String,
-    "member_size": pl.Int64,
-    "revision": pl.String,
+    "file_id": str,
+    "zip": str,
+    "zip_size": int,
+    "member": str,
+    "member_size": int,
+    "revision": str,
 }
 
 

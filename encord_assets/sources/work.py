@@ -1,10 +1,12 @@
 """What a fetcher gets for one partition: everything it needs, and nothing of where ROOT is."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import dagster as dg
-import polars as pl
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore

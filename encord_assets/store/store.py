@@ -5,6 +5,8 @@ checks) and the bookkeeping under ROOT/_encord_assets/ (manifests, rejects, tabl
 cooldowns, exhausted lists, archive indexes).
 """
 
+from __future__ import annotations
+
 import functools
 import hashlib
 import io
@@ -15,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 from pydantic import PrivateAttr
 
 from encord_assets.layout.paths import (
@@ -27,6 +28,7 @@ from encord_assets.layout.paths import (
     staging_key,
     table_key,
 )
+from encord_assets.lazy import pl
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS, resource_config
 from encord_assets.store.backends import LocalBackend, ObjectBackend
 from encord_assets.store.staging import fresh_staging_dir

@@ -5,11 +5,11 @@ Servers start in their own process group with default signal handlers and are st
 killing that group, so no process outlives the test.
 """
 
-import os
 import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -18,27 +18,82 @@ import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
-from encord_assets_tests.conftest import manifest_of
+from encord_assets_tests.conftest import fresh_dagster_home, manifest_of, start_mirror
+from encord_assets.infos.files import splits_for
 from encord_assets.layout.paths import BOOKKEEPING_DIR
 from encord_assets.materialize import Materializer
-from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
+from encord_assets.mirror.build import attach
+from encord_assets.operations.instance import set_pool_limits
 from encord_assets.products.coverage import completeness_by_split
+from encord_assets.settings import BY_NAME
+from encord_assets.sources.partitions import partitions_with_rows
 from encord_assets.store import DatasetStore
 from encord_assets_tests.processes import DAGSTER, LAUNCH_BACKFILL, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
 ENCORD_ASSETS = str(Path(sys.executable).with_name("encord-assets"))
 
 
+@dataclass
+class Dev:
+    """One `encord-assets dev` (mirror, webserver, daemon) on 127.0.0.1, with its ROOT and instance."""
+
+    web: "Webserver"
+    mirror: str
+    root: Path
+    folder: Path
+    environment: dict[str, str]
+    coco_keys: list[str]  # four partitions of image_coco with rows
+    failing_key: str  # another one, in a shard none of those four is in
+
+
+@pytest.fixture(scope="module")
+def dev(sample_mirror_content, tmp_path_factory):
+    """ONE `encord-assets dev` for the module's tests: starting it is most of what a test here costs.
+    Before it starts, the project's dagster.yaml is installed and the infos of images and audio
+    are materialized; a mirror of the sample serves the CLI runs the tests start beside it."""
+    folder = tmp_path_factory.mktemp("dagster_dev")
+    root, port, log = folder / "root", free_port(), folder / "dev.log"
+    server = None
+    with fresh_dagster_home(folder) as home, pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for name in (*BY_NAME, "DAGSTER_HOME"):
+            patch.delenv(name, raising=False)
+        environment = {"ROOT_DATA_PATH": str(root), "DAGSTER_HOME": str(home), "HF_HOME": str(folder / "hf_home")}
+        # a busy machine can keep the code server from answering a run launch within Dagster's default 60 s
+        environment["DAGSTER_GRPC_TIMEOUT_SECONDS"] = "300"
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        mirror = start_mirror(None, sample_mirror_content, patch)
+        environment.update(attach(mirror))
+        try:
+            with dg.DagsterInstance.get() as instance:
+                set_pool_limits(instance)
+                materializer = Materializer(instance)
+                for asset, modality in (("infos_image", "image"), ("infos_audio", "audio")):
+                    for split in splits_for(modality):
+                        materializer.run(asset, split, raise_on_error=True)
+                coco = materializer.source_partitions("image_coco", "image")
+            # a file shared by two splits has the same shard in both: in another shard, nothing is already present
+            failing_key = next(key for key in coco[4:] if key.split("|")[0] not in {k.split("|")[0] for k in coco[:4]})
+            command = [ENCORD_ASSETS, "dev", "--root", str(root), "--dagster-home", str(home), "--mirror-dir", str(folder / "mirror")]
+            server = start([*command, "--port", str(port)], folder, log)
+            web = Webserver(port, server, log)
+            dev_mirror = web.mirror_url()
+            web.wait_for_code_location()
+            yield Dev(web, dev_mirror, root, folder, environment, coco[:4], failing_key)
+        finally:
+            if server is not None:
+                stop_group(server)
+            mirror.stop()
+
+
 @pytest.fixture
-def prepared(sample_mirror, root):
-    """The project's dagster.yaml in DAGSTER_HOME, infos materialized; the partitions with rows."""
-    install_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
-    with dg.DagsterInstance.get() as instance:
-        set_pool_limits(instance)
-        materializer = Materializer(instance)
-        for split in ("e-mm1_100m", "e-mm1_1m"):
-            materializer.run("infos_image", split, raise_on_error=True)
-    return materializer.source_partitions("image_coco", "image")
+def web(dev, monkeypatch) -> "Webserver":
+    """The shared server, with this test's environment (ROOT, DAGSTER_HOME, mirror settings) set to its own."""
+    monkeypatch.chdir(dev.folder)
+    for name, value in dev.environment.items():
+        monkeypatch.setenv(name, value)
+    return dev.web
 
 
 def placed_files(root: Path, key: str) -> list[Path]:
@@ -167,32 +222,21 @@ def assert_all_succeeded(webserver: Webserver, backfill_id: str, expected: set[t
 
 
 @pytest.mark.timeout(1500)  # a safety net: about 3 minutes on an idle 2-core machine, far more on a busy one
-def test_encord_assets_dev_runs_jobs_and_asset_backfills_through_graphql_beside_a_cli_run(prepared, root, tmp_path, monkeypatch):
-    # a busy machine can keep the code server from answering a run launch within Dagster's default 60 s
-    monkeypatch.setenv("DAGSTER_GRPC_TIMEOUT_SECONDS", "300")
-    web_key, cli_key, backfill_keys = prepared[0], prepared[1], prepared[2:4]
-    # a shard none of those fetch: a file shared by two splits has the same shard in both, and is found already present
-    fetched_shards = {key.split("|")[0] for key in prepared[:4]}
-    failing_key = next(key for key in prepared[4:] if key.split("|")[0] not in fetched_shards)
-    port, log, cli_log = free_port(), tmp_path / "dev.log", tmp_path / "cli.log"
-    # Both at once (one SQLite instance serves both): the CLI run overlaps the servers' start-up.
+def test_jobs_and_asset_backfills_through_graphql_beside_a_cli_run(dev, web):
+    web_key, cli_key, backfill_keys = dev.coco_keys[0], dev.coco_keys[1], dev.coco_keys[2:4]
+    cli_log = dev.folder / "cli.log"
+    # one SQLite instance serves the CLI run and the server's runs at once
     cli = start(
         [DAGSTER, "asset", "materialize", "-m", "encord_assets.definitions", "--select", "image_coco", "--partition", cli_key],
-        tmp_path,
+        dev.folder,
         cli_log,
     )
-    server = None
     try:
-        dev = [ENCORD_ASSETS, "dev", "--root", str(root), "--dagster-home", os.environ["DAGSTER_HOME"], "--mirror-dir", str(tmp_path / "mirror")]
-        server = start([*dev, "--port", str(port)], tmp_path, log)
-        web = Webserver(port, server, log)
-        mirror = web.mirror_url()
-        web.wait_for_code_location()
         job_run = web.submit_job("fill_image_coco", web_key)
         # an infos asset, and "Materialize all" over an infos asset and a source with its own partitions
         infos = web.launch_backfill(["infos_image"], ["e-mm1_100m", "e-mm1_1m"])
         everything = web.launch_backfill(["infos_points", "points_abo"])
-        assert web.wait_for_run(job_run) == "SUCCESS", log.read_text()[-3000:]
+        assert web.wait_for_run(job_run) == "SUCCESS", web.log.read_text()[-3000:]
         assert_all_succeeded(web, infos, {("infos_image", "e-mm1_100m"), ("infos_image", "e-mm1_1m")})
         assert_all_succeeded(
             web, everything, {("infos_points", split) for split in ("e-mm1_100m", "e-mm1_1m", "eshot")} | {("points_abo", "ABO")}
@@ -200,33 +244,51 @@ def test_encord_assets_dev_runs_jobs_and_asset_backfills_through_graphql_beside_
         # a hashed `<shard>|<split>` source: partitions chosen as in the asset's *Materialize...* dialog
         hashed = web.launch_backfill(["image_coco"], backfill_keys)
         assert_all_succeeded(web, hashed, {("image_coco", key) for key in backfill_keys})
-
-        # a partition whose rows fail: what the UI shows for it is this run's outcomes and a failed check
-        requests.post(f"{mirror}/_mirror/faults", json={"rate": 1.0, "kinds": ["503"], "path_prefix": "/coco/"}, timeout=10).raise_for_status()
-        status, runs = web.wait_for_backfill(web.launch_backfill(["image_coco"], [failing_key]))
-        # the partition's outcomes are materialized, then its blocking check fails the run
-        assert status.startswith("COMPLETED") and [run["status"] for run in runs] == ["FAILURE"], (status, runs)
-        latest = web.query(LATEST, asset={"path": ["image_coco"]}, partition=failing_key)
-        (materialization,) = latest["assetOrError"]["assetMaterializations"]
-        failed = next(entry["text"] for entry in materialization["metadataEntries"] if entry["label"] == "failed")
-        (check,) = latest["assetCheckExecutions"]
-        assert check["status"] == "FAILED"
-        for text in (failed, check["evaluation"]["description"]):
-            assert "failed transiently" in text and "503" in text, text
-
-        # how complete the 1M split is: one asset's metadata, as the UI shows it
-        with dg.DagsterInstance.get() as instance:
-            Materializer(instance).run("coverage_report", raise_on_error=True)
-        (report,) = web.query(REPORT)["assetOrError"]["assetMaterializations"]
-        entries = {entry["label"]: entry.get("floatValue", entry.get("intValue")) for entry in report["metadataEntries"]}
-        expected = completeness_by_split(DatasetStore(root=str(root))).filter(pl.col("split") == "e-mm1_1m").row(0, named=True)
-        assert entries["e-mm1_1m complete_pct"] == expected["complete_pct"] and 0 < expected["complete_pct"] < 100
-        assert entries["e-mm1_1m not_fetched"] == expected["not_fetched"]
         returncode = cli.wait(timeout=PATIENCE_SECONDS)
     finally:
-        for process in (cli, server):
-            if process is not None:
-                stop_group(process)
+        stop_group(cli)
     assert returncode == 0, cli_log.read_text()[-3000:]
     for key in (web_key, cli_key, *backfill_keys):
-        assert all(path.is_file() for path in placed_files(root, key))
+        assert all(path.is_file() for path in placed_files(dev.root, key))
+
+
+@pytest.mark.timeout(1500)
+def test_a_partition_with_failed_rows_shows_its_outcomes_and_a_failed_check(dev, web):
+    key = dev.failing_key
+    faults = f"{dev.mirror}/_mirror/faults"
+    requests.post(faults, json={"rate": 1.0, "kinds": ["503"], "path_prefix": "/coco/"}, timeout=10).raise_for_status()
+    try:
+        status, runs = web.wait_for_backfill(web.launch_backfill(["image_coco"], [key]))
+    finally:
+        requests.post(faults, json={"rate": 0.0}, timeout=10).raise_for_status()
+    # the partition's outcomes are materialized, then its blocking check fails the run
+    assert status.startswith("COMPLETED") and [run["status"] for run in runs] == ["FAILURE"], (status, runs)
+    latest = web.query(LATEST, asset={"path": ["image_coco"]}, partition=key)
+    (materialization,) = latest["assetOrError"]["assetMaterializations"]
+    failed = next(entry["text"] for entry in materialization["metadataEntries"] if entry["label"] == "failed")
+    (check,) = latest["assetCheckExecutions"]
+    assert check["status"] == "FAILED"
+    for text in (failed, check["evaluation"]["description"]):
+        assert "failed transiently" in text and "503" in text, text
+
+    # how complete the 1M split is: one asset's metadata, as the UI shows it
+    with dg.DagsterInstance.get() as instance:
+        Materializer(instance).run("coverage_report", raise_on_error=True)
+    (report,) = web.query(REPORT)["assetOrError"]["assetMaterializations"]
+    entries = {entry["label"]: entry.get("floatValue", entry.get("intValue")) for entry in report["metadataEntries"]}
+    expected = completeness_by_split(DatasetStore(root=str(dev.root))).filter(pl.col("split") == "e-mm1_1m").row(0, named=True)
+    assert entries["e-mm1_1m complete_pct"] == expected["complete_pct"] and 0 < expected["complete_pct"] < 100
+    assert entries["e-mm1_1m not_fetched"] == expected["not_fetched"]
+
+
+@pytest.mark.timeout(1500)
+def test_backfill_of_an_audio_source_whose_splits_are_a_subset_of_its_infos(dev, web):
+    # EShot clips: one split (`eshot`) of the three infos_audio has; each of its partitions depends on
+    # every infos partition. Two partitions (one run each in the youtube pool's two slots).
+    store = DatasetStore(root=str(dev.root))
+    keys = partitions_with_rows(store, "audio_eshot", "audio")[:2]
+    assert len(keys) == 2 and all(key.endswith("|eshot") for key in keys)
+    assert_all_succeeded(web, web.launch_backfill(["audio_eshot"], keys), {("audio_eshot", key) for key in keys})
+    for key in keys:
+        manifest = store.read_manifest("audio_eshot", key)
+        assert set(manifest["outcome"]) == {"placed"} and all((dev.root / target).is_file() for target in manifest["target"])

@@ -1,10 +1,11 @@
 """Encord manifests of a release, or of what the layout holds now, written to a local folder."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
-import polars as pl
-
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.products import items as item_tables
 from encord_assets.products.encord.manifest import write_manifests
 from encord_assets.products.encord.urls import EncordUrls

@@ -15,6 +15,8 @@ PLY): they are left out and counted in the report, as is every row whose file an
 are written beside the manifests as `<stem>_metadata_schema.json`, ready for Encord's schema import.
 """
 
+from __future__ import annotations
+
 import csv
 import hashlib
 import json
@@ -22,12 +24,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-import polars_hash as plh
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-
 from encord_assets.layout.paths import temporary_sibling, write_atomically
+from encord_assets.lazy import pl, plh, pc, ds
 from encord_assets.products import links
 from encord_assets.products.encord.urls import encode_key
 
