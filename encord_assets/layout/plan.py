@@ -17,14 +17,7 @@ class Plan:
 
 
 # what the last manifest says of each target, the columns a plan reuses
-KNOWN_SCHEMA = {
-    "target": pl.String,
-    "outcome": pl.String,
-    "bytes": pl.Int64,
-    "sha256": pl.String,
-    "error_class": pl.String,
-    "error_message": pl.String,
-}
+KNOWN_SCHEMA = {"target": str, "outcome": str, "bytes": int, "sha256": str, "error_class": str, "error_message": str}
 
 
 def plan_partition(store: DatasetStore, asset_name: str, partition_key: str, rows: pl.DataFrame) -> Plan:

@@ -8,11 +8,12 @@ Splits keep upstream's names (`train`, `validation`, `test`); boxes keep upstrea
 of the image size (exports scale them to the image they lay out).
 """
 
+from __future__ import annotations
+
 import io
 
-import polars as pl
-
 from encord_assets.layout.paths import bookkeeping_key
+from encord_assets.lazy import pl
 from encord_assets.products.items import ON_DISK
 from encord_assets.sources.openimages import class_folder, read_class_descriptions
 from encord_assets.sources.registry import SOURCES
@@ -22,10 +23,10 @@ SOURCE_NAMES = [spec.name for spec in SOURCES if spec.fetcher == "openimages"]
 # Open Images: "the images are listed as having a CC BY 2.0 license"; its annotations are CC BY 4.0
 IMAGE_LICENSE = "CC BY 2.0"
 BOX_COLUMNS = {
-    "split": pl.String, "target": pl.String, "file_name": pl.String, "label": pl.String, "image_id": pl.String,
-    "x_min": pl.Float64, "y_min": pl.Float64, "x_max": pl.Float64, "y_max": pl.Float64,
+    "split": str, "target": str, "file_name": str, "label": str, "image_id": str,
+    "x_min": float, "y_min": float, "x_max": float, "y_max": float,
 }  # fmt: skip
-MASK_COLUMNS = {**BOX_COLUMNS, "box_id": pl.String, "mask": pl.String, "mask_bytes": pl.Int64, "mask_sha256": pl.String}
+MASK_COLUMNS = {**BOX_COLUMNS, "box_id": str, "mask": str, "mask_bytes": int, "mask_sha256": str}
 
 
 def placed(store: DatasetStore) -> pl.LazyFrame | None:
