@@ -30,6 +30,8 @@ from encord_assets.sources.partitions import partitions_with_rows
 from encord_assets.store import DatasetStore
 from encord_assets_tests.processes import DAGSTER, LAUNCH_BACKFILL, PATIENCE_SECONDS, free_port, responds, start, stop_group
 
+pytestmark = pytest.mark.long_running
+
 ENCORD_ASSETS = str(Path(sys.executable).with_name("encord-assets"))
 
 
