@@ -84,12 +84,15 @@ def each_file(rows: "pl.DataFrame", test) -> list[dict]:
     return [{"target": row["target"], "problem": problem} for row, problem in zip(records, found, strict=True) if problem]
 
 
-def each_changed_file(store: DatasetStore, key: str, rows: "pl.DataFrame", basis: "pl.Expr", test) -> tuple[list[dict], int]:
+def each_changed_file(
+    store: DatasetStore, key: str, rows: "pl.DataFrame", basis: "pl.Expr", test, versions: dict[str, tuple[int, str | None]] | None = None
+) -> tuple[list[dict], int]:
     """each_file over the rows whose file is not known to have passed `test` already, and how many were
     skipped. The table at `key` keeps the files that passed, by version (which changes when the file
-    is rewritten) and basis (what the verdict depended on: the manifest's size and sha256, say); a
-    file is re-tested when either differs, or when it has no trusted version yet."""
-    versions = store.versions(rows["target"].to_list())
+    is rewritten; `store.versions` of the targets unless given) and basis (what the verdict depended
+    on: the manifest's size and sha256, say); a file is re-tested when either differs, or when it has
+    no trusted version yet."""
+    versions = store.versions(rows["target"].to_list()) if versions is None else versions
     rows = rows.with_columns(
         version=pl.col("target").replace_strict({t: v for t, (_, v) in versions.items()}, default=None, return_dtype=pl.String),
         basis=basis,
@@ -138,9 +141,10 @@ def files_on_disk(manifest: "pl.DataFrame") -> "pl.DataFrame":
 
 def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame", verified: str) -> dg.AssetCheckResult:
     rows = files_on_disk(manifest)
-    sizes = store.present(rows["target"].to_list())
+    versions = store.versions(rows["target"].to_list())
+    sizes = {target: size for target, (size, _) in versions.items()}
     basis = pl.format("{}:{}", "bytes", "sha256")
-    problems, skipped = each_changed_file(store, verified, rows, basis, lambda row: match_manifest(store, sizes, row))
+    problems, skipped = each_changed_file(store, verified, rows, basis, lambda row: match_manifest(store, sizes, row), versions)
     return check_result(problems, rows.height, "match the manifest", skipped=skipped)
 
 
