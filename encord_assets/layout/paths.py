@@ -123,6 +123,10 @@ def manifest_key(asset_name: str, partition_key: str) -> str:
     return bookkeeping_key("manifests", asset_name, f"{partition_file_stem(partition_key)}.parquet")
 
 
+def verified_key(check_name: str, asset_name: str, partition_key: str) -> str:
+    return bookkeeping_key("verified", check_name, asset_name, f"{partition_file_stem(partition_key)}.parquet")
+
+
 def staging_key(asset_name: str, partition_key: str) -> str:
     return bookkeeping_key("staging", asset_name, partition_file_stem(partition_key))
 

@@ -9,6 +9,7 @@ import dagster as dg
 
 from encord_assets.infos.assets import rejects_key
 from encord_assets.layout.io_manager import failure_summary
+from encord_assets.layout.paths import verified_key
 from encord_assets.lazy import pl
 from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
@@ -22,15 +23,16 @@ NO_FAILED_ROWS = "no_failed_rows"
 THREADS = 4
 
 
-def check_result(problems: list[dict], checked: int, what: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    metadata = {"files_checked": checked, "problems": len(problems)}
+def check_result(problems: list[dict], checked: int, what: str, severity=dg.AssetCheckSeverity.ERROR, skipped: int = 0) -> dg.AssetCheckResult:
+    # files_skipped: passed before and unchanged since, so not read again
+    metadata = {"files_checked": checked, "files_skipped": skipped, "problems": len(problems)}
     if problems:
         metadata["first_problems"] = table_metadata(pl.DataFrame(problems), limit=20)
     return dg.AssetCheckResult(
         passed=not problems,
         severity=severity,
         metadata=metadata,
-        description=f"{checked} file(s) {what}" if not problems else f"{len(problems)} of {checked} file(s): {problems[0]['problem']}",
+        description=f"{checked} file(s) {what} ({skipped} unchanged since they last did)" if not problems else f"{len(problems)} of {checked} file(s): {problems[0]['problem']}",
     )
 
 
@@ -82,6 +84,30 @@ def each_file(rows: "pl.DataFrame", test) -> list[dict]:
     return [{"target": row["target"], "problem": problem} for row, problem in zip(records, found, strict=True) if problem]
 
 
+def each_changed_file(
+    store: DatasetStore, key: str, rows: "pl.DataFrame", basis: "pl.Expr", test, versions: dict[str, tuple[int, str | None]] | None = None
+) -> tuple[list[dict], int]:
+    """each_file over the rows whose file is not known to have passed `test` already, and how many were
+    skipped. The table at `key` keeps the files that passed, by version (which changes when the file
+    is rewritten; `store.versions` of the targets unless given) and basis (what the verdict depended
+    on: the manifest's size and sha256, say); a file is re-tested when either differs, or when it has
+    no trusted version yet."""
+    versions = store.versions(rows["target"].to_list()) if versions is None else versions
+    rows = rows.with_columns(
+        version=pl.col("target").replace_strict({t: v for t, (_, v) in versions.items()}, default=None, return_dtype=pl.String),
+        basis=basis,
+    )
+    verified = store.read_parquet(key)
+    known = ["target", "version", "basis"]
+    todo = rows.join(verified, on=known, how="anti") if verified is not None else rows
+    problems = each_file(todo, test)
+    failed = [problem["target"] for problem in problems]
+    passed = rows.filter(pl.col("version").is_not_null() & ~pl.col("target").is_in(failed)).select(known).sort("target")
+    if verified is None or not passed.equals(verified):
+        store.write(key, passed.write_parquet)
+    return problems, rows.height - todo.height
+
+
 def partitioned_check(**kwargs):
     """dg.asset_check with a partitions_def, without the warning that this is a preview feature."""
 
@@ -94,7 +120,8 @@ def partitioned_check(**kwargs):
 
 
 def manifest_check(spec: SourceSpec, asset: dg.AssetsDefinition, name: str, description: str, evaluate, blocking=False):
-    """A check of one partition's manifest: `evaluate(spec, store, operations, manifest)`; a partition
+    """A check of one partition's manifest: `evaluate(spec, store, operations, manifest, verified_key)`
+    (the key of its table of files that passed before); a partition
     without a manifest (never materialized, or its run died before the end) fails it."""
 
     @partitioned_check(asset=asset, name=name, partitions_def=asset.partitions_def, blocking=blocking, description=description)
@@ -102,7 +129,7 @@ def manifest_check(spec: SourceSpec, asset: dg.AssetsDefinition, name: str, desc
         manifest = store.read_manifest(spec.name, context.partition_key)
         if manifest is None:
             return dg.AssetCheckResult(passed=False, description=f"no manifest for partition {context.partition_key}")
-        return evaluate(spec, store, operations, manifest)
+        return evaluate(spec, store, operations, manifest, verified_key(name, spec.name, context.partition_key))
 
     return check
 
@@ -112,20 +139,25 @@ def files_on_disk(manifest: "pl.DataFrame") -> "pl.DataFrame":
     return manifest.filter(pl.col("outcome").is_in(ON_DISK)).unique("target", keep="first", maintain_order=True)
 
 
-def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
+def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame", verified: str) -> dg.AssetCheckResult:
     rows = files_on_disk(manifest)
-    sizes = store.present(rows["target"].to_list())
-    return check_result(each_file(rows, lambda row: match_manifest(store, sizes, row)), rows.height, "match the manifest")
+    versions = store.versions(rows["target"].to_list())
+    sizes = {target: size for target, (size, _) in versions.items()}
+    basis = pl.format("{}:{}", "bytes", "sha256")
+    problems, skipped = each_changed_file(store, verified, rows, basis, lambda row: match_manifest(store, sizes, row), versions)
+    return check_result(problems, rows.height, "match the manifest", skipped=skipped)
 
 
-def files_decode(spec: SourceSpec, store: DatasetStore, operations: Operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
+def files_decode(spec: SourceSpec, store: DatasetStore, operations: Operations, manifest: "pl.DataFrame", verified: str) -> dg.AssetCheckResult:
     rows = files_on_disk(manifest)
     rows = rows.join(clip_durations(store, spec.modality, rows["target"].to_list()), on="target", how="left")
     tolerance = operations.duration_tolerance_ms / 1000
-    return check_result(each_file(rows, lambda row: decode_problem(store, row, tolerance)), rows.height, "decode")
+    basis = pl.format("{}:{}:{}", "sha256", pl.col("expected_duration").fill_null(-1.0), pl.lit(tolerance))
+    problems, skipped = each_changed_file(store, verified, rows, basis, lambda row: decode_problem(store, row, tolerance))
+    return check_result(problems, rows.height, "decode", skipped=skipped)
 
 
-def no_failed_rows(_spec: SourceSpec, _store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
+def no_failed_rows(_spec: SourceSpec, _store: DatasetStore, _operations: Operations, manifest: "pl.DataFrame", _verified: str) -> dg.AssetCheckResult:
     failed = manifest.filter(pl.col("outcome") == Outcome.FAILED.value)
     metadata = {"rows": manifest.height, "rows_failed": failed.height}
     if failed.height:

@@ -328,7 +328,7 @@ def build_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg.AssetC
     ]
 
 
-def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: "pl.DataFrame") -> dg.AssetCheckResult:
+def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: "pl.DataFrame", _verified: str) -> dg.AssetCheckResult:
     from encord_assets.operations.checks import check_result, each_file, files_on_disk
 
     rows = files_on_disk(manifest)

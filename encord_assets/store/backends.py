@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from encord_assets.layout.paths import UnsafePath, write_atomically
 from encord_assets.ledger import Outcome
 
+# a file modified this recently has no version yet: coarse filesystem clocks tick every few ms
+RACY_NS = 2_000_000_000
 PLACED = Outcome.PLACED.value
 ALREADY_PRESENT = Outcome.ALREADY_PRESENT.value
 
@@ -44,19 +47,26 @@ class LocalBackend:
             raise UnsafePath(f"{key!r} resolves outside the dataset layout under {root}")
         return path
 
-    def sizes(self, prefix: str) -> dict[str, int]:
-        """Size of every file directly under folder `prefix` (one directory listing)."""
+    def entries(self, prefix: str) -> dict[str, tuple[int, str | None]]:
+        """(size, version) of every file directly under folder `prefix` (one directory listing).
+
+        The version (size, mtime, inode) changes when the file is rewritten or replaced. It is None
+        while the file's mtime is within the filesystem clock's coarseness of now: a rewrite in the
+        same tick would keep the same mtime (git's "racy clean" case)."""
         folder = self.root / prefix
         found = {}
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
             return found
+        settled = time.time_ns() - RACY_NS
         for entry in entries:
             key = f"{prefix}/{entry.name}"
             try:
                 if entry.is_file() and (not entry.is_symlink() or self._path(key)):
-                    found[key] = entry.stat().st_size
+                    stat = entry.stat()
+                    version = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}" if stat.st_mtime_ns < settled else None
+                    found[key] = (stat.st_size, version)
             except (OSError, UnsafePath):
                 continue
         return found
@@ -168,12 +178,14 @@ class ObjectBackend:
     def uri(self, key: str) -> str:
         return f"s3://{self._path(key)}"
 
-    def sizes(self, prefix: str) -> dict[str, int]:
+    def entries(self, prefix: str) -> dict[str, tuple[int, str | None]]:
+        """(size, version) per object directly under `prefix`: the listing's ETag, which a new PUT of
+        other bytes changes."""
         try:
             entries = self.fs.ls(self._path(prefix), detail=True, refresh=True)
         except FileNotFoundError:
             return {}
-        return {self._key(e["name"]): e["size"] for e in entries if e["type"] == "file"}
+        return {self._key(e["name"]): (e["size"], f"{e['size']}:{e.get('ETag', '')}" if e.get("ETag") else None) for e in entries if e["type"] == "file"}
 
     def find(self, prefix: str) -> dict[str, int]:
         found = self.fs.find(self._path(prefix), detail=True)

@@ -100,13 +100,19 @@ class DatasetStore(dg.ConfigurableResource):
 
     def present(self, targets: list[str]) -> dict[str, int]:
         """Size of each target that is in the layout (non-empty), with one listing per folder."""
+        return {target: size for target, (size, _) in self.versions(targets).items()}
+
+    def versions(self, targets: list[str]) -> dict[str, tuple[int, str | None]]:
+        """(size, version) of each target in the layout (non-empty), with one listing per folder. The
+        version changes whenever the file's bytes may have (a local file's mtime and inode, an
+        object's ETag); None when it cannot be trusted yet (a local file modified a moment ago)."""
         by_folder: dict[str, list[str]] = {}
         for target in map(layout_key, targets):
             by_folder.setdefault(target.rsplit("/", 1)[0], []).append(target)
         found = {}
         for folder, wanted in by_folder.items():
-            sizes = self.backend.sizes(folder)
-            found.update({t: sizes[t] for t in wanted if sizes.get(t, 0) > 0})
+            entries = self.backend.entries(folder)
+            found.update({t: entries[t] for t in wanted if t in entries and entries[t][0] > 0})
         return found
 
     def place_all(self, staged: list[dict]) -> list[tuple[str, int] | BaseException]:

@@ -1,13 +1,16 @@
+import os
 import subprocess
+from pathlib import Path
 
 import dagster as dg
 import imageio_ffmpeg
 import numpy as np
+import polars as pl
 import pytest
 
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.media import jpeg_bytes
-from encord_assets.operations.checks import decode_problem, match_manifest
+from encord_assets.operations.checks import decode_problem, each_changed_file, match_manifest
 from encord_assets.operations.decode import Undecodable, decode_clip, decode_image, decode_npy, decoder_for
 from encord_assets.store import DatasetStore
 from encord_assets_tests.conftest import IMAGE_HEADER, manifest_of, write_infos
@@ -39,6 +42,71 @@ def test_source_checks_pass_on_a_fetched_partition_and_catch_a_damaged_or_missin
     damaged.unlink()
     store = DatasetStore(root=str(root))
     assert match_manifest(store, store.present(manifest["target"].to_list()), manifest.row(0, named=True)) == "missing from the layout"
+
+
+def age(path, seconds: float = 60) -> None:
+    """Move a file's mtime into the past, as if it had been placed a while ago."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_checks_skip_files_that_passed_and_did_not_change_and_catch_one_damaged_since(coco, root):
+    key = coco.source_partitions("image_coco", "image")[0]
+    run_with_checks(coco, "image_coco", key)
+    manifest = manifest_of(root, "image_coco", key)
+    files = [root / target for target in manifest["target"].unique()]
+    for path in files:
+        age(path)
+    checks = run_with_checks(coco, "image_coco", key)
+    assert checks["files_match_manifest"].passed and checks["files_decode"].passed
+
+    # damaged in place a moment after a passing check: same size, same inode
+    damaged = files[0]
+    damaged.write_bytes(b"\0" * damaged.stat().st_size)
+    checks = run_with_checks(coco, "image_coco", key)
+    for name, problem in (("files_match_manifest", "sha256"), ("files_decode", "not a decodable image")):
+        assert not checks[name].passed and problem in checks[name].description
+        assert checks[name].metadata["files_skipped"].value == len(files) - 1
+
+
+def test_a_file_is_tested_again_when_replaced_or_when_its_basis_changes(any_root):
+    store = DatasetStore(root=str(any_root))
+    targets = ["shared/image/a.jpg", "shared/image/b.jpg"]
+    for target in targets:
+        store.write(target, lambda path: path.write_bytes(b"good"))
+    local = isinstance(any_root, Path)
+    if local:
+        for target in targets:
+            age(any_root / target)
+    rows = pl.DataFrame({"target": targets, "sha256": ["s1", "s2"]})
+    tested = []
+
+    def test(row):
+        tested.append(row["target"])
+        with store.local_file(row["target"]) as path:
+            return None if path.read_bytes() == b"good" else "damaged"
+
+    def run(rows=rows):
+        tested.clear()
+        return each_changed_file(store, "_encord_assets/verified/t.parquet", rows, pl.col("sha256"), test)
+
+    assert run() == ([], 0) and tested == targets
+    assert run() == ([], 2) and tested == []
+
+    # replaced by other bytes of the same size; locally even with the old mtime (a new inode)
+    mtime = (any_root / targets[0]).stat().st_mtime_ns if local else None
+    store.write(targets[0], lambda path: path.write_bytes(b"evil"))
+    if local:
+        os.utime(any_root / targets[0], ns=(mtime, mtime))
+    problem = [{"target": targets[0], "problem": "damaged"}]
+    assert run() == (problem, 1) and tested == [targets[0]]
+    assert run() == (problem, 1), "a file that failed is not remembered as verified"
+
+    store.write(targets[0], lambda path: path.write_bytes(b"good"))
+    if local:
+        age(any_root / targets[0])
+    assert run() == ([], 1)
+    assert run(rows.with_columns(sha256=pl.lit("new"))) == ([], 0) and sorted(tested) == targets
 
 
 def test_the_infos_check_passes_on_clean_infos_and_fails_when_rows_are_rejected(instance, custom_infos):
