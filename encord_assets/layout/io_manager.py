@@ -3,13 +3,14 @@ ROOT/<save_folder>/<dir>/<file_name> (a rename on a local ROOT, a conditional cr
 storage), and writes the partition manifest last, as the completion marker: one row per infos row.
 """
 
+import os
 import shutil
+import stat
 import time
-from pathlib import Path
 
 import dagster as dg
 
-from encord_assets.layout.paths import UnsafePath, layout_key, manifest_key
+from encord_assets.layout.paths import manifest_key, unsafe_layout_keys
 from encord_assets.lazy import pl
 from encord_assets.ledger import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.metadata import table_metadata
@@ -33,17 +34,21 @@ MANIFEST_COLUMNS = (
 )
 
 
-def _check(staged: dict) -> dict:
-    """A staged file's result row before placing: failed or rejected, or with its size and sha256."""
+def _check(staged: dict, unsafe: dict[str, str]) -> dict:
+    """A staged file's result row before placing: failed or rejected, or with its size and sha256.
+    `unsafe`: the refused targets of the partition, each with its reason."""
     result = {**staged, "staged_path": None}
-    path = Path(staged["staged_path"])
+    if (reason := unsafe.get(staged["target"])) is not None:
+        return {**result, "outcome": Outcome.REJECTED.value, "error_class": "unsafe_path", "error_message": reason}
+    path = staged["staged_path"]
     try:
-        layout_key(staged["target"])
-    except UnsafePath as error:
-        return {**result, "outcome": Outcome.REJECTED.value, "error_class": "unsafe_path", "error_message": str(error)}
-    if not path.is_file():
-        return {**result, "outcome": Outcome.FAILED.value, "error_class": "staging_lost", "error_message": f"staged file {path.name} is missing"}
-    size = path.stat().st_size
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        message = f"staged file {os.path.basename(path)} is missing"
+        return {**result, "outcome": Outcome.FAILED.value, "error_class": "staging_lost", "error_message": message}
+    size = info.st_size
     expected = staged["expected_size"]
     if size == 0 or (expected is not None and size != expected):
         return {
@@ -52,12 +57,13 @@ def _check(staged: dict) -> dict:
             "error_class": "size_mismatch",
             "error_message": f"staged {size} bytes, upstream announced {expected}",
         }
-    return {**result, "staged_path": str(path), "outcome": "checked", "bytes": size, "sha256": sha256_of(path)}
+    return {**result, "staged_path": path, "outcome": "checked", "bytes": size, "sha256": sha256_of(path)}
 
 
 def place_staged(store: DatasetStore, fetched: "pl.DataFrame") -> list[dict]:
     """Final result rows for the ledger's rows: staged files checked and placed, the rest as recorded."""
-    rows = [_check(row) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)]
+    unsafe = unsafe_layout_keys(fetched.filter(pl.col("outcome") == "staged")["target"])
+    rows = [_check(row, unsafe) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)]
     checked = [row for row in rows if row["outcome"] == "checked"]
     for row, placed in zip(checked, store.place_all(checked), strict=True):
         row["staged_path"] = None

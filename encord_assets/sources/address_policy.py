@@ -138,14 +138,17 @@ class _Handler(socketserver.StreamRequestHandler):
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         kept = [h for h in headers if not h.lower().startswith(("proxy-", "connection:", "keep-alive:"))]
         head = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""]).encode("latin-1")
-        self._relay(url.hostname, port, head, to_upstream=True)
+        # a request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3): nothing
+        # more to forward, so no second thread (img2dataset's GETs are all of this kind)
+        has_body = any(h.lower().startswith(("content-length:", "transfer-encoding:")) for h in headers)
+        self._relay(url.hostname, port, head, to_upstream=True, forward_client=has_body)
 
     def _refuse(self, status: int, reason: str) -> None:
         reason = reason.replace("\r", " ").replace("\n", " ")
         with contextlib.suppress(OSError):
             self.wfile.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1", "replace"))
 
-    def _relay(self, host: str, port: int, first: bytes, to_upstream: bool = False) -> None:
+    def _relay(self, host: str, port: int, first: bytes, to_upstream: bool = False, forward_client: bool = True) -> None:
         policy, timeout = self.server.policy, self.server.timeout_seconds
         try:
             upstream = policy.connect(host, port, timeout, self.server.resolve, self.server.connector)
@@ -170,6 +173,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 else:
                     self.wfile.write(first)
             except OSError:
+                return
+            if not forward_client:
+                _pipe(upstream.recv, self.connection, self.server.max_response_bytes)
                 return
             outgoing = threading.Thread(target=_pipe, args=(self.rfile.read1, upstream), daemon=True)
             outgoing.start()

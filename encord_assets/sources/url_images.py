@@ -217,8 +217,13 @@ class UrlImages(dg.ConfigurableResource):
         for target in unique["target"]:
             if not log.has_result(target):
                 log.failed(target, "no_result", "img2dataset recorded no result for this URL (its shard failed)")
-        for target, url in urls.filter(~pl.col("target").is_in(unique["target"].implode())).iter_rows():
-            self._record_copy(target, unique.filter(pl.col("url") == url)["target"].item(), log)
+        copies = urls.filter(~pl.col("target").is_in(unique["target"].implode())).join(
+            unique.select("url", pl.col("target").alias("downloaded")), on="url"
+        )
+        if copies.height:
+            settled = {row["target"]: row for row in log.results().iter_rows(named=True)}
+            for target, downloaded in copies.select("target", "downloaded").iter_rows():
+                self._record_copy(target, settled[downloaded], log)
 
     @staticmethod
     def _record(output: Path, log: FetchLedger) -> None:
@@ -226,23 +231,33 @@ class UrlImages(dg.ConfigurableResource):
         if not shards:
             return
         results = pl.read_parquet(shards, columns=["key", "target", "status", "error_message"])
+        # img2dataset writes `<shard>/<key>.jpg`: one listing per shard folder, not a search per key
+        files = {
+            entry.name.removesuffix(".jpg"): entry
+            for folder in output.iterdir()
+            if folder.is_dir()
+            for entry in os.scandir(folder)
+            if entry.name.endswith(".jpg")
+        }
         for key, target, status, message in results.iter_rows():
             verdict = outcome_of(status, message)
             if verdict is None:
-                # img2dataset writes `<shard>/<key>.jpg`
-                path = next(output.glob(f"*/{key}.jpg"))
-                log.fetched(path.stat().st_size)
-                log.staged(target, path, path.stat().st_size)
+                if (entry := files.get(key)) is None:
+                    log.failed(target, "staging_lost", f"img2dataset reported {key}.jpg written, but it is not in its output")
+                    continue
+                size = entry.stat().st_size
+                log.fetched(size)
+                log.staged(target, Path(entry.path), size)
                 continue
             permanent, error_class, text = verdict
             log.fetched(0)
             (log.unavailable if permanent else log.failed)(target, error_class, text)
 
     @staticmethod
-    def _record_copy(target: str, downloaded_target: str, log: FetchLedger) -> None:
-        first = log.results().filter(pl.col("target") == downloaded_target).row(0, named=True)
+    def _record_copy(target: str, first: dict, log: FetchLedger) -> None:
+        """`target` shares its URL with the row whose result is `first`."""
         if first["outcome"] == "staged":
-            log.staged_copy(target, downloaded_target)
+            log.staged_copy(target, first["target"])
         else:
             record = log.unavailable if first["outcome"] == "unavailable" else log.failed
             record(target, first["error_class"], first["error_message"])

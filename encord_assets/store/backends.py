@@ -23,7 +23,7 @@ PLACED = Outcome.PLACED.value
 ALREADY_PRESENT = Outcome.ALREADY_PRESENT.value
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path | str) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -39,8 +39,8 @@ class LocalBackend:
     def uri(self, key: str) -> str:
         return str(self.root / key)
 
-    def _path(self, key: str) -> Path:
-        root = self.root.resolve()
+    def _path(self, key: str, root: Path | None = None) -> Path:
+        root = root or self.root.resolve()
         path = root / key
         # resolve() follows symlinks a user or an attacker may have left inside ROOT.
         if not path.resolve().is_relative_to(root):
@@ -89,18 +89,31 @@ class LocalBackend:
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
 
-    def place(self, staged: Path, key: str, size: int, sha256: str) -> tuple[str, int]:
-        final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, final)
-        return PLACED, size
-
     def place_all(self, items: list[tuple[Path, str, int, str]]) -> list[tuple[str, int] | BaseException]:
+        """Rename each staged file into place. A partition places thousands of files into a few
+        folders: each folder is created and checked to resolve inside ROOT once, and the file
+        name is a single checked component, so `folder/name` needs no resolving of its own
+        (a rename replaces a symlink at the final path, it does not follow it)."""
+        root = self.root.resolve()
+        folders: dict[str, str | BaseException] = {}
         results = []
-        for item in items:
+        for staged, key, size, _ in items:
+            parent, _, name = key.rpartition("/")
+            if parent not in folders:
+                try:
+                    folder = self._path(parent, root)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    folders[parent] = str(folder)
+                except (OSError, UnsafePath) as error:
+                    folders[parent] = error
+            folder = folders[parent]
+            if isinstance(folder, BaseException):
+                results.append(folder)
+                continue
             try:
-                results.append(self.place(*item))
-            except (OSError, UnsafePath) as error:
+                os.replace(staged, f"{folder}/{name}")
+                results.append((PLACED, size))
+            except OSError as error:
                 results.append(error)
         return results
 

@@ -4,7 +4,9 @@ import pytest
 
 import polars as pl
 
+from encord_assets.layout.io_manager import place_staged
 from encord_assets.layout.paths import PLAIN_NAME, UnsafePath, check_component, layout_key, unsafe_component_reason
+from encord_assets.ledger import RESULT_SCHEMA
 from encord_assets.store import DatasetStore
 
 
@@ -31,14 +33,42 @@ def test_a_symlink_inside_root_cannot_lead_outside(tmp_path):
     outside.mkdir()
     os.symlink(outside, root / "shared" / "image")
     store = DatasetStore(root=str(root))
+    (root / "shared" / "video").mkdir()
+    os.symlink(outside / "b.mp4", root / "shared" / "video" / "b.mp4")
     staged = []
-    for target in ("shared/image/a.jpg", "shared/video/a.mp4"):
+    for target in ("shared/image/a.jpg", "shared/video/a.mp4", "shared/image/b.jpg", "shared/video/b.mp4"):
         path = tmp_path / f"{len(staged)}.part"
         path.write_bytes(b"x")
         staged.append({"staged_path": str(path), "target": target, "bytes": 1, "sha256": "0" * 64})
-    refused, placed = store.place_all(staged)
-    assert isinstance(refused, UnsafePath) and not list(outside.iterdir())
+    refused, placed, refused_too, over_link = store.place_all(staged)
+    assert isinstance(refused, UnsafePath) and isinstance(refused_too, UnsafePath) and not list(outside.iterdir())
     assert placed == ("placed", 1) and (root / "shared" / "video" / "a.mp4").read_bytes() == b"x"
+    # a symlink at a final path is replaced by the file, never written through
+    assert over_link == ("placed", 1) and not (root / "shared" / "video" / "b.mp4").is_symlink()
+
+
+def test_staged_files_are_checked_before_placing(tmp_path):
+    store = DatasetStore(root=str(tmp_path / "root"))
+    good, short = tmp_path / "good.part", tmp_path / "short.part"
+    good.write_bytes(b"jpeg bytes")
+    short.write_bytes(b"cut")
+    rows = [
+        ("shared/image/good.jpg", good, 10),
+        ("shared/image/short.jpg", short, 10),
+        ("shared/image/lost.jpg", tmp_path / "lost.part", None),
+        ("shared/../x.jpg", good, None),
+    ]
+    fetched = pl.DataFrame(
+        [{"target": t, "outcome": "staged", "staged_path": str(p), "expected_size": n} for t, p, n in rows], schema=RESULT_SCHEMA
+    )
+    results = {row["target"]: (row["outcome"], row["error_class"]) for row in place_staged(store, fetched)}
+    assert results == {
+        "shared/image/good.jpg": ("placed", None),
+        "shared/image/short.jpg": ("failed", "size_mismatch"),
+        "shared/image/lost.jpg": ("failed", "staging_lost"),
+        "shared/../x.jpg": ("rejected", "unsafe_path"),
+    }
+    assert (tmp_path / "root/shared/image/good.jpg").read_bytes() == b"jpeg bytes" and not (tmp_path / "x.jpg").exists()
 
 
 @pytest.mark.parametrize("name", ["a.jpg", "n01440764_10026.JPEG", "-x_y=1,2@3+4.mp4", "a" * 255, ".hidden"])

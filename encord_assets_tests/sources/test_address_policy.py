@@ -189,6 +189,36 @@ def test_tunnels_open_only_to_allowed_addresses():
     assert answers[1].startswith(b"HTTP/1.1 403 blocked_address: 127.0.0.2 resolves to 127.0.0.2 is a loopback address")
 
 
+def test_a_request_body_is_forwarded_and_a_bodyless_request_answered():
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self._answer(self.rfile.read(int(self.headers["Content-Length"])))
+
+        def do_GET(self):
+            self._answer(b"no body")
+
+        def _answer(self, body):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/echo"
+    with VettingProxy(AddressPolicy.from_setting("127.0.0.1/32"), 5) as proxy:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url}))
+        with opener.open(urllib.request.Request(url, data=b"sent through the proxy"), timeout=5) as posted:
+            assert posted.read() == b"sent through the proxy"
+        with opener.open(url, timeout=5) as got:
+            assert got.read() == b"no body"
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.mark.parametrize(
     ("request_line", "answer"),
     [
