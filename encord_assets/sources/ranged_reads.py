@@ -525,19 +525,11 @@ def check_method(method: str, methods: tuple[str, ...] = METHODS) -> None:
         raise ValueError(f"unknown read method {method!r}: choose from {', '.join(methods)}")
 
 
-def pick(
-    source: Source,
-    members: list[Member],
-    archive_size: int,
-    options: RangedReads,
-    single_gets: bool = False,
-    index_bytes: int = 0,
-    methods: tuple[str, ...] = METHODS,
-) -> Choice:
+def pick(source: Source, members: list[Member], archive_size: int, options: RangedReads) -> Choice:
     """The configured method, or (`auto`) the one `choose` estimates fastest from a measured round trip."""
-    check_method(options.method, methods)
+    check_method(options.method)
     if options.method != "auto":
         return Choice(options.method, f"{len(members)} members, method {options.method} set by configuration", {})
     if not members:
         return Choice("ranges", "no member is needed", {})
-    return choose(members, archive_size, measure_rtt(source), options, single_gets, index_bytes)
+    return choose(members, archive_size, measure_rtt(source), options)
