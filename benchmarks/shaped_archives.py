@@ -1,7 +1,7 @@
 """Wall time and bytes of ranged reads over a shaped link (default 200 Mbit/s, 20 ms round trip),
 against the guide's approach (download the whole archive, then extract), in the same run.
 
-    uv run python benchmarks/shaped_archives.py [--members 2000] [--mbit 200] [--rtt-ms 20]
+    uv run python benchmarks/shaped_archives.py [--members 2000] [--mbit 200] [--rtt-ms 20] [--connections 8] [--subsets 0.01,0.1,0.5,1]
 
 The archive holds Pillow-made noise JPEGs of ~140 KB (stored, as image zips are); each subset
 is a random sample of members, as hashed partitions need. Ours reads the central directory
@@ -98,9 +98,11 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--mbit", type=float, default=200.0)
     parser.add_argument("--rtt-ms", type=float, default=20.0)
+    parser.add_argument("--connections", type=int, default=8, help="parallel connections of ranged reads")
+    parser.add_argument("--subsets", default=",".join(f"{s:g}" for s in SUBSETS), help="fractions of the members, comma-separated")
     args = parser.parse_args()
     rate, rtt = args.mbit * 1e6 / 8, args.rtt_ms / 1000
-    connections = 8
+    connections = args.connections
     options = RangedReads(connections=connections, gap_bytes=int(rate * rtt / connections), link_bytes_per_second=int(rate))
     with tempfile.TemporaryDirectory() as tmp:
         content = Path(tmp) / "content"
@@ -116,7 +118,7 @@ def main() -> None:
         with Mirror(content, link=Link(bandwidth_bytes_per_second=rate, rtt_seconds=rtt)) as mirror:
             url = f"{mirror.url}/train.zip"
             names_all = sorted(sizes)
-            for fraction in SUBSETS:
+            for fraction in (float(f) for f in args.subsets.split(",")):
                 names = sorted(random.Random(1).sample(names_all, max(1, round(len(names_all) * fraction))))
                 needed = sum(sizes[n] for n in names)
                 limit = needed / rate + 2 * rtt

@@ -7,6 +7,25 @@ import time
 from pathlib import Path
 
 
+def add_openimages_options(command: argparse.ArgumentParser) -> None:
+    """The Open Images emulation `demo` and `dev` serve beside the E-MM1 upstreams."""
+    command.add_argument(
+        "--openimages", type=Path, default=None, help="folder of official-format Open Images CSVs (default: the bundled sample)"
+    )
+    command.add_argument("--openimages-classes", default=None, help='Open Images classes, names or MIDs (default with the sample: "Handgun,Cat")')
+    command.add_argument("--no-openimages", action="store_true", help="leave Open Images out")
+
+
+def openimages_choice(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path | None, str]:
+    """(folder of Open Images CSVs or None, classes) from `add_openimages_options`."""
+    from encord_assets.mirror import openimages
+
+    if args.openimages is not None and args.openimages_classes is None:
+        parser.error("--openimages DIR needs --openimages-classes")
+    folder = None if args.no_openimages else (args.openimages or openimages.SAMPLE_DIR)
+    return folder, args.openimages_classes or openimages.SAMPLE_CLASSES
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="encord-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -16,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--root", default="data", help="ROOT of the layout: a folder or s3://BUCKET/PREFIX (default ./data)")
     demo.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="Dagster instance folder")
     demo.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
-    demo.add_argument(
-        "--openimages", type=Path, default=None, help="folder of official-format Open Images CSVs (default: the bundled sample)"
-    )
-    demo.add_argument("--openimages-classes", default=None, help='Open Images classes, names or MIDs (default with the sample: "Handgun,Cat")')
-    demo.add_argument("--no-openimages", action="store_true", help="leave Open Images out")
+    add_openimages_options(demo)
 
     dev = commands.add_parser("dev", help="the web UI (dagster dev) against the local upstream mirror, offline")
     dev.add_argument("--infos", type=Path, default=None, help="E-MM1 datasets/ folder (default: bundled sample)")
@@ -29,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--mirror-dir", type=Path, default=Path(".mirror"), help="where the mirror's files are built")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000, help="web UI port")
+    add_openimages_options(dev)
 
     status = commands.add_parser("status", help="coverage tables from the manifests under ROOT (as the coverage_report asset)")
     status.add_argument("--root", default="data", help="a folder or s3://BUCKET/PREFIX")
@@ -71,18 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         return encord_cli.run(args)
     if args.command == "demo":
         from encord_assets.demo import run_demo
-        from encord_assets.mirror import openimages
 
-        if args.openimages is not None and args.openimages_classes is None:
-            parser.error("--openimages DIR needs --openimages-classes")
-        oi_dir = None if args.no_openimages else (args.openimages or openimages.SAMPLE_DIR)
-        return run_demo(
-            args.infos, args.root, args.dagster_home, args.mirror_dir, oi_dir, args.openimages_classes or openimages.SAMPLE_CLASSES
-        )
+        return run_demo(args.infos, args.root, args.dagster_home, args.mirror_dir, *openimages_choice(parser, args))
     if args.command == "dev":
         from encord_assets.dev import run_dev
 
-        return run_dev(args.infos, args.root, args.dagster_home, args.mirror_dir, args.host, args.port)
+        return run_dev(args.infos, args.root, args.dagster_home, args.mirror_dir, args.host, args.port, *openimages_choice(parser, args))
     if args.command == "status":
         from encord_assets.products.coverage_report import print_status
         from encord_assets.store import DatasetStore

@@ -60,6 +60,16 @@ def print_report(store: DatasetStore, fetched_bytes: int, failures: list[str], s
     return 1 if problems.height or failures else 0
 
 
+def serve_openimages(openimages_dir: Path | None, classes: str, mirror_dir: Path) -> dict[str, str]:
+    """Add the Open Images emulation of the CSVs in `openimages_dir` (None: none) to the mirror's
+    files; returns the settings that choose its classes."""
+    if openimages_dir is None:
+        return {}
+    found = openimages.build(Path(openimages_dir), mirror_dir)
+    print(f"Open Images CSVs: {openimages_dir} ({len(found['found'])} upstream files; absent: {', '.join(found['absent']) or 'none'})")
+    return {"OPENIMAGES_CLASSES": classes}
+
+
 def run_demo(
     infos_dir: Path | None,
     root: str,
@@ -79,10 +89,7 @@ def run_demo(
     relax_sqlite_durability()
     print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
     build_content(normalized_rows(infos_dir), mirror_dir)
-    if openimages_dir is not None:
-        found = openimages.build(Path(openimages_dir), mirror_dir)
-        print(f"Open Images CSVs: {openimages_dir} ({len(found['found'])} upstream files; absent: {', '.join(found['absent']) or 'none'})")
-        os.environ["OPENIMAGES_CLASSES"] = openimages_classes
+    os.environ.update(serve_openimages(openimages_dir, openimages_classes, mirror_dir))
     with Mirror(mirror_dir) as mirror:
         settings = attach(mirror)
         os.environ.update(

@@ -213,8 +213,8 @@ REPORT = """
 }"""
 
 
-def partition_of(run: dict) -> str:
-    return next(tag["value"] for tag in run["tags"] if tag["key"] == "dagster/partition")
+def partition_of(run: dict) -> str | None:
+    return next((tag["value"] for tag in run["tags"] if tag["key"] == "dagster/partition"), None)
 
 
 def assert_all_succeeded(webserver: Webserver, backfill_id: str, expected: set[tuple[str, str]]) -> None:
@@ -296,3 +296,26 @@ def test_backfill_of_an_audio_source_whose_splits_are_a_subset_of_its_infos(dev,
     for key in keys:
         manifest = store.read_manifest("audio_eshot", key)
         assert set(manifest["outcome"]) == {"placed"} and all((dev.root / target).is_file() for target in manifest["target"])
+
+
+@pytest.mark.timeout(1500)
+def test_open_images_by_class_through_asset_backfills(dev, web):
+    # `encord-assets dev` serves the bundled Open Images sample and chooses its classes, as the demo does:
+    # the class list and every split's annotations in one backfill, then every (class, split) partition
+    # the class list added, as *Materialize all* sends them
+    first = web.launch_backfill(["openimages_classes", "openimages_annotations"])
+    assert_all_succeeded(
+        web, first, {("openimages_classes", None)} | {("openimages_annotations", split) for split in ("train", "validation", "test")}
+    )
+    with dg.DagsterInstance.get() as instance:
+        classes = sorted(instance.get_dynamic_partitions("openimages_class"))
+    assert [folder.split("_")[0] for folder in classes] == ["Cat", "Handgun"]  # <display name>_<MID>
+    images = web.launch_backfill(["image_openimagesv6"])
+    expected = {("image_openimagesv6", f"{cls}|{split}") for cls in classes for split in ("test", "train", "validation")}
+    assert_all_succeeded(web, images, expected)
+    store = DatasetStore(root=str(dev.root))
+    manifests = pl.concat([store.read_manifest("image_openimagesv6", key).with_columns(partition=pl.lit(key)) for _, key in expected])
+    placed = manifests.filter(pl.col("outcome") == "placed")
+    # the sample has images of both classes (not in every split), and every one was placed
+    assert set(manifests["outcome"]) == {"placed"} and {key.split("|")[0] for key in placed["partition"]} == set(classes)
+    assert all((dev.root / target).is_file() for target in placed["target"])
