@@ -14,6 +14,7 @@ import math
 import struct
 import threading
 import time
+import weakref
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -463,8 +464,14 @@ def fetch_members(
     return fetched
 
 
+_ROUND_TRIPS: "weakref.WeakKeyDictionary[Source, float]" = weakref.WeakKeyDictionary()
+
+
 def measure_rtt(source: Source, samples: int = 2) -> float:
-    """Seconds of the fastest one-byte ranged read (a warm connection's round trip)."""
+    """Seconds of the fastest one-byte ranged read (a warm connection's round trip), measured once
+    per source: a choice made before the central directory and the one after it share it."""
+    if source in _ROUND_TRIPS:
+        return _ROUND_TRIPS[source]
     best = math.inf
     for _ in range(samples):
         started = time.monotonic()
@@ -472,6 +479,7 @@ def measure_rtt(source: Source, samples: int = 2) -> float:
         body.read(1)
         body.close()
         best = min(best, time.monotonic() - started)
+    _ROUND_TRIPS[source] = best
     return best
 
 

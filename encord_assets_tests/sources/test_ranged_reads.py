@@ -173,6 +173,8 @@ def test_the_chooser_streams_dense_subsets_and_ranges_sparse_ones(served):
     _, url, _, members, _ = served
     source = HttpSource(url)
     rtt = measure_rtt(source)
+    requests_before = source.counter.requests
+    assert measure_rtt(source) == rtt and source.counter.requests == requests_before  # once per source
     everything = list(members.values())
     link = RangedReads()  # 8 connections, sized for 200 Mbit/s and 20 ms
     big = [Member(f"m{i}", i * 140_100, 140_000, 140_000, 0) for i in range(3000)]  # 100 bytes of header each
