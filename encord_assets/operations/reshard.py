@@ -3,14 +3,14 @@
 A row's partition is `xxhash64(target) mod shards`: a new shard count moves rows between
 partitions. `encord-assets reshard` reads every manifest of each hashed source, recomputes each
 row's key with the registry's current count, writes one manifest per new key (rows keep their
-outcome, bytes and sha256), removes manifests of keys that no longer hold rows, and records a
+outcome, bytes and sha256), removes manifests of keys that no longer hold rows (and what the checks remembered of them), and records a
 materialization in the Dagster instance for every re-keyed partition without failed rows, so the
 UI, the fill schedule and the retry sensor see them done. Files in the layout are not touched.
 Re-materialize the infos assets afterwards (no network): their tables carry the partition keys.
 """
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
 import polars as pl
@@ -57,7 +57,12 @@ def reshard_source(store: DatasetStore, spec: SourceSpec, instance: dg.DagsterIn
                 )
             )
     stale = [f for f in files if f not in kept]
-    for f in stale:
+    # what the checks remembered of a removed partition would never be read again
+    stale_names = {PurePosixPath(f).name for f in stale}
+    verdicts = [
+        f for f in store.find(bookkeeping_key("verified")) if PurePosixPath(f).parent.name == spec.name and PurePosixPath(f).name in stale_names
+    ]
+    for f in stale + verdicts:
         store.delete(f)
     return {"read": len(files), "written": written, "removed": len(stale)}
 

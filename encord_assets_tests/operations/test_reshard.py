@@ -10,6 +10,10 @@ from encord_assets.sources.partitions import partition_key_expr
 from encord_assets.sources.registry import source_by_name
 
 
+def verified_partitions(root, asset: str) -> set[str]:
+    return {f.stem for f in (root / "_encord_assets" / "verified").glob(f"*/{asset}/*.parquet")}
+
+
 def all_manifests(root, asset: str) -> pl.DataFrame:
     files = sorted((root / "_encord_assets" / "manifests" / asset).glob("*.parquet"))
     return pl.concat([pl.read_parquet(f).with_columns(file=pl.lit(f.stem)) for f in files])
@@ -21,6 +25,7 @@ def test_reshard_moves_manifest_rows_to_their_new_partitions_and_records_them(co
         coco.run(spec.name, key, raise_on_error=True)
     before = all_manifests(root, spec.name)
     requests_before = sample_mirror.state.requests
+    assert verified_partitions(root, spec.name) == set(before["file"])  # the fill jobs ran the checks
 
     doubled = dataclasses.replace(spec, shards=spec.shards * 2)
     counts = reshard_source(coco.store, doubled, coco.instance)
@@ -32,6 +37,7 @@ def test_reshard_moves_manifest_rows_to_their_new_partitions_and_records_them(co
     assert after["file"].to_list() == expected.to_list()
     assert counts["read"] == before["file"].n_unique() and counts["written"] > 0
     assert counts["removed"] == len(set(before["file"]) - set(after["file"]))
+    assert counts["removed"] and verified_partitions(root, spec.name) <= set(after["file"])  # none left of a removed one
     moved = set(expected) - set(before["file"])
     assert moved, "doubling the shards moved no row"
     moved_keys = {stem.replace("__", "|") for stem in moved}
