@@ -6,6 +6,7 @@ in the rejects table with the column and the reason; a bad row never stops good 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from encord_assets.infos.datasets import (
     lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
-from encord_assets.lazy import pl
+from encord_assets.lazy import pl, pq
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.sources.partitions import source_partition_key_expr
 from encord_assets.sources.registry import sources_for
@@ -68,6 +69,8 @@ ROW_COLUMNS = (
     "target",
     "partition_key",
 )
+# columns of few distinct values (dictionary-encoded in the rows file)
+REPEATED_VALUES = ("split", "modality", "infos_file", "source_dataset", "dataset_license", "source", "save_folder", "partition_key")
 TEXT_COLUMNS = ("split", "infos_file", "infos_row", "encord_text_id", "caption")
 
 
@@ -77,6 +80,8 @@ class NormalizedInfos:
     rejects: pl.DataFrame
     # rows per (source, partition_key); for text, one row: the count
     counts: pl.DataFrame
+    # the parquet file `rows` reads, when normalized in a work folder: the table itself
+    rows_file: Path | None = None
 
 
 def empty_rows(modality: str) -> pl.LazyFrame:
@@ -289,6 +294,7 @@ def normalize(
         pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, (name, _) in zip(verdicts, rules)]).alias("_column"),
         pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, (name, _) in zip(verdicts, rules)]).alias("_value"),
     )
+    judged = judged.with_columns(pl.lit(v).alias(c) for c, v in {"split": split, "infos_file": infos_file, "modality": modality}.items())
     if modality == "text":
         judged = judged.with_columns(pl.lit("text").alias("source"))
         row_columns = [*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"]
@@ -298,50 +304,97 @@ def normalize(
         judged = (
             judged.with_columns(
                 lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
-                pl.lit(split).alias("split"),
-                pl.lit(modality).alias("modality"),
             )
             .with_columns(target_expr(audio_dir).alias("target"))
             .with_columns(source_partition_key_expr(specs).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
-    # The one pass over the CSV: every rule evaluated once, and the judged rows kept as parquet (in
-    # memory for small files), from which duplicates, rejects, counts and rows are read by column.
-    # (One streaming query with several outputs would evaluate the rules once per output.)
-    constants = {"split": split, "infos_file": infos_file, "modality": modality}
-    kept = [c for c in row_columns if isinstance(c, str) and c not in constants]
-    judged = judged.select(*dict.fromkeys([*kept, "source", "row_id", "row_id_raw", "_reason", "_column", "_value"]))
-    if work_dir is None:
-        judged = judged.collect(engine="streaming").lazy()
-    else:
-        judged_file = Path(work_dir) / "judged.parquet"
-        # read back within the run: fast compression, no statistics, and row groups small enough
-        # that reading one back does not raise the peak
-        judged.sink_parquet(judged_file, compression="lz4", statistics=False, row_group_size=50_000)
-        judged = pl.scan_parquet(judged_file)
-    judged = _judge_duplicates(judged, id_column).with_columns(pl.lit(v).alias(c) for c, v in constants.items())
-    valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null())
-    rejects = _rejects(judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null()), infos_file, modality)
-    counts = valid.group_by(count_by).len() if count_by else valid.select(pl.len())
-    rejects, counts = pl.collect_all([rejects, counts], engine="streaming")
-    return NormalizedInfos(valid.select(row_columns), rejects, counts)
+    # The one pass over the CSV: every rule evaluated once, the valid rows written as the final
+    # table (in memory for small files), the rejected rows and the counts per partition kept
+    # beside them. polars evaluates the shared plan once for all three outputs.
+    refused = pl.col("_reason").is_not_null() | pl.col("source").is_null()
+    dataset = [] if modality == "text" else ["source_dataset"]
+    rejected_columns = ["infos_row", "row_id", "row_id_raw", *dataset, "source", "_reason", "_column", "_value"]
+    names = [c if isinstance(c, str) else c.meta.output_name() for c in row_columns]
+    judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), refused.alias("_refused"))
+    rows_file = Path(work_dir) / "rows.parquet" if work_dir is not None else None
+    kept, rejected_parts, count_parts = [], [], []
+    writer = None
+    # one batch at least, so that a file of no rows still yields its (empty) tables
+    batches = itertools.chain(judged.collect_batches(chunk_size=100_000), [judged.clear().collect()])
+    try:
+        for batch in batches:
+            if batch.is_empty() and count_parts:
+                continue
+            rejected_parts.append(batch.filter(pl.col("_refused")).select(rejected_columns))
+            valid = batch.filter(~pl.col("_refused")).select(names)
+            count_parts.append(valid.group_by(count_by).len() if count_by else valid.select(pl.len()))
+            if rows_file is None:
+                kept.append(valid)
+                continue
+            table = valid.to_arrow(compat_level=pl.CompatLevel.newest())
+            if writer is None:
+                # dictionaries only where values repeat, and no statistics: the rows are in file order,
+                # so no filter could skip a row group by them
+                repeated = [c for c in REPEATED_VALUES if c in names]
+                writer = pq.ParquetWriter(rows_file, table.schema, compression="zstd", use_dictionary=repeated, write_statistics=False)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    rejected = pl.concat(rejected_parts)
+    counts = pl.concat(count_parts)
+    counts = counts.group_by(count_by).agg(pl.col("len").sum()) if count_by else counts.select(pl.col("len").sum())
+    rows = pl.scan_parquet(rows_file) if rows_file is not None else pl.concat(kept).lazy()
+    rows, rejected, counts = _judge_duplicates(path, rows, rejected, counts, id_column, count_by, rows_file)
+    return NormalizedInfos(rows, _rejects(rejected, infos_file, modality), counts, rows_file)
 
 
-def _judge_duplicates(judged: pl.LazyFrame, id_column: str) -> pl.LazyFrame:
+def _judge_duplicates(
+    path: Path, rows: pl.LazyFrame, rejected: pl.DataFrame, counts: pl.DataFrame, id_column: str, count_by: list[str], rows_file: Path | None
+) -> tuple[pl.LazyFrame, pl.DataFrame, pl.DataFrame]:
     """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
-    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other."""
-    # a hashed pass over two columns, in row order (a window over the whole frame would hold it in memory)
+    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other.
+
+    Found after the pass, from the ids of the valid and the rejected rows in row order; the rows
+    are rewritten only when some are duplicates (no E-MM1 file has any)."""
+    valid_id = pl.col("encord_text_id" if "encord_text_id" in rows.collect_schema() else "row_id")
+    ids = rows.select("infos_row", valid_id.alias("row_id")).merge_sorted(rejected.lazy().select("infos_row", "row_id"), key="infos_row")
     duplicate_rows = (
-        judged.select("infos_row", "row_id")
-        .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
+        ids.filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
         .collect(engine="streaming")["infos_row"]
     )
+    if duplicate_rows.is_empty():
+        return rows, rejected, counts
     duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
-    return judged.with_columns(
+    # the raw id of a valid row is not kept: read again, for these rows only
+    raw_ids = (
+        pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=True)
+        .with_row_index("infos_row", offset=1)
+        .select(pl.col("infos_row").cast(pl.Int64), pl.col(id_column).alias("row_id_raw"))
+        .filter(duplicate)
+    )
+    duplicated_valid = (
+        rows.filter(duplicate)
+        .select("infos_row", valid_id.alias("row_id"), *(c for c in ("source_dataset", "source") if c in rows.collect_schema()))
+        .join(raw_ids, on="infos_row", how="left")
+    )
+    rows = rows.filter(~duplicate)
+    counts_query = rows.group_by(count_by).len() if count_by else rows.select(pl.len())
+    if rows_file is None:
+        rows_frame, duplicated_valid, counts = pl.collect_all([rows, duplicated_valid, counts_query])
+        rows = rows_frame.lazy()
+    else:
+        kept_file = rows_file.with_name("rows.kept.parquet")
+        _, duplicated_valid, counts = pl.collect_all([rows.sink_parquet(kept_file, lazy=True), duplicated_valid, counts_query])
+        kept_file.replace(rows_file)
+        rows = pl.scan_parquet(rows_file)
+    rejected = pl.concat([rejected, duplicated_valid], how="diagonal_relaxed").sort("infos_row").with_columns(
         pl.when(duplicate).then(pl.lit(DUPLICATE_REASON)).otherwise(pl.col("_reason")).alias("_reason"),
         pl.when(duplicate).then(pl.lit(id_column)).otherwise(pl.col("_column")).alias("_column"),
         pl.when(duplicate).then(pl.col("row_id_raw")).otherwise(pl.col("_value")).alias("_value"),
     )
+    return rows, rejected, counts
 
 
 def _rejects(rejected: pl.LazyFrame, infos_file: str, modality: str) -> pl.LazyFrame:

@@ -60,7 +60,7 @@ def test_every_bad_row_is_rejected_with_its_column_and_reason_and_good_rows_surv
     if work_dir:
         work_dir.mkdir()
     result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video", work_dir=work_dir)
-    assert (work_dir is not None and (work_dir / "judged.parquet").is_file()) == in_work_dir
+    assert (work_dir is not None and (work_dir / "rows.parquet").is_file()) == in_work_dir
     assert result.counts["len"].sum() == 2
     assert accepted_rows(result) == [1, len(lines) - 1]  # "valor" matched case-insensitively
     rejects = {r["infos_row"]: r for r in result.rejects.filter(pl.col("kind") == "rejected").iter_rows(named=True)}
