@@ -18,7 +18,7 @@ from encord_assets.infos.datasets import (
     canonical_expr,
     lookup,
 )
-from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
+from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component, unsafe_component_reason
 from encord_assets.lazy import pl, pq
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.sources.partitions import source_partition_key_expr
@@ -147,15 +147,24 @@ def _header_problem(header: list[str], required: list[str]) -> str | None:
 DUPLICATE_REASON = "duplicate id (an earlier row has the same id)"
 
 
+def _unsafe(column: str, value: pl.Expr, applies: pl.Expr | None = None) -> tuple[str, pl.Expr, pl.Expr]:
+    """The rule that `value` is one safe path component (where `applies`), with its cheaper boolean."""
+    if applies is None:
+        return column, unsafe_component_reason(value), unsafe_component(value)
+    return column, pl.when(applies).then(unsafe_component_reason(value)), applies.fill_null(False) & unsafe_component(value)
+
+
 def _rules(
     modality: str, id_column: str, known_save_folders: tuple[str, ...], max_clip_seconds: float
-) -> list[tuple[str, pl.Expr]]:
-    """(column, reason-or-null expression) in the order a row is judged; the first reason wins.
+) -> list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr]]:
+    """(column, reason-or-null expression) in the order a row is judged; the first reason wins. A
+    third element, where given, is true exactly where the reason is not null and cheaper to evaluate:
+    every row is judged by these booleans, and only the refused rows get their reasons.
 
     The id's third rule, duplicate ids, needs every id first: `_judge_duplicates` applies it
     after the pass that evaluates these."""
     ident = pl.col("row_id_raw")
-    rules: list[tuple[str, pl.Expr]] = [
+    rules: list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr]] = [
         (id_column, pl.when(ident.is_null() | (ident.str.strip_chars() == "")).then(pl.lit("empty"))),
         (id_column, pl.when(pl.col("row_id").is_null()).then(pl.lit("not an integer"))),
     ]
@@ -173,14 +182,14 @@ def _rules(
             "source_dataset",
             pl.when(dataset.is_null()).then(pl.lit(f"unknown source dataset; known for {modality}: {', '.join(known)}")),
         ),
-        ("save_folder", unsafe_component_reason(pl.col("save_folder"))),
+        _unsafe("save_folder", pl.col("save_folder")),
         (
             "save_folder",
             pl.when(~pl.col("save_folder").is_in(list(known_save_folders))).then(
                 pl.lit(f"unknown save_folder; known: {', '.join(known_save_folders)}")
             ),
         ),
-        ("file_name", unsafe_component_reason(pl.col("file_name"))),
+        _unsafe("file_name", pl.col("file_name")),
     ]
     if modality in ("video", "audio"):
         youtube = ~dataset.is_in(sorted(NOT_YOUTUBE))
@@ -211,7 +220,7 @@ def _rules(
                     pl.lit(f"clip longer than {max_clip_seconds:g} s (ENCORD_MAX_CLIP_SECONDS)")
                 ),
             ),
-            ("file_id", pl.when(~youtube).then(unsafe_component_reason(pl.col("file_id")))),
+            _unsafe("file_id", pl.col("file_id"), applies=~youtube),
         ]
     else:
         rules.append(("file_id", pl.when(pl.col("file_id").is_null()).then(pl.lit("empty"))))
@@ -226,7 +235,7 @@ def _rules(
             )
         )
         if modality == "points":
-            rules.append(("file_id", unsafe_component_reason(pl.col("file_id"))))
+            rules.append(_unsafe("file_id", pl.col("file_id")))
     return rules
 
 
@@ -287,13 +296,10 @@ def normalize(
         )
 
     rules = _rules(modality, id_column, known_save_folders, max_clip_seconds)
-    # each rule evaluated once into its own column; the first reason then picks column and value
-    verdicts = [pl.col(f"_rule{i}") for i in range(len(rules))]
-    judged = lf.with_columns(expr.alias(f"_rule{i}") for i, (_, expr) in enumerate(rules)).with_columns(
-        pl.coalesce(verdicts).alias("_reason"),
-        pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, (name, _) in zip(verdicts, rules)]).alias("_column"),
-        pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, (name, _) in zip(verdicts, rules)]).alias("_value"),
-    )
+    # every row judged by booleans; reasons are found for the refused rows only, after the pass
+    refused_by_rule = pl.any_horizontal([rule[2] if len(rule) == 3 else rule[1].is_not_null() for rule in rules])
+    inputs = lf.collect_schema().names()
+    judged = lf.with_columns(refused_by_rule.alias("_refused"))
     judged = judged.with_columns(pl.lit(v).alias(c) for c, v in {"split": split, "infos_file": infos_file, "modality": modality}.items())
     if modality == "text":
         judged = judged.with_columns(pl.lit("text").alias("source"))
@@ -306,15 +312,14 @@ def normalize(
                 lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
             )
             .with_columns(target_expr(audio_dir).alias("target"))
-            .with_columns(source_partition_key_expr(specs).alias("partition_key"))
+            .with_columns(source_partition_key_expr(specs, split).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
-    # The one pass over the CSV: every rule evaluated once, the valid rows written as the final
-    # table (in memory for small files), the rejected rows and the counts per partition kept
-    # beside them. polars evaluates the shared plan once for all three outputs.
-    refused = pl.col("_reason").is_not_null() | pl.col("source").is_null()
-    dataset = [] if modality == "text" else ["source_dataset"]
-    rejected_columns = ["infos_row", "row_id", "row_id_raw", *dataset, "source", "_reason", "_column", "_value"]
+    # The one pass over the CSV, in batches: the valid rows written as the final table (kept in
+    # memory for small files), the refused rows and the counts per partition kept beside them.
+    # (A polars query with several outputs evaluated the rules again for each.)
+    refused = pl.col("_refused") | pl.col("source").is_null()
+    rejected_columns = list(dict.fromkeys([*inputs, "source"]))
     names = [c if isinstance(c, str) else c.meta.output_name() for c in row_columns]
     judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), refused.alias("_refused"))
     rows_file = Path(work_dir) / "rows.parquet" if work_dir is not None else None
@@ -342,12 +347,28 @@ def normalize(
     finally:
         if writer is not None:
             writer.close()
-    rejected = pl.concat(rejected_parts)
+    rejected = _reasons(pl.concat(rejected_parts), rules, id_column, modality)
     counts = pl.concat(count_parts)
     counts = counts.group_by(count_by).agg(pl.col("len").sum()) if count_by else counts.select(pl.col("len").sum())
     rows = pl.scan_parquet(rows_file) if rows_file is not None else pl.concat(kept).lazy()
     rows, rejected, counts = _judge_duplicates(path, rows, rejected, counts, id_column, count_by, rows_file)
     return NormalizedInfos(rows, _rejects(rejected, infos_file, modality), counts, rows_file)
+
+
+def _reasons(rejected: pl.DataFrame, rules: list, id_column: str, modality: str) -> pl.DataFrame:
+    """The refused rows with the first rule's reason, its column and the value it refused."""
+    verdicts = [pl.col(f"_rule{i}") for i in range(len(rules))]
+    columns = [rule[0] for rule in rules]
+    dataset = [] if modality == "text" else ["source_dataset"]
+    return (
+        rejected.with_columns(rule[1].alias(f"_rule{i}") for i, rule in enumerate(rules))
+        .with_columns(
+            pl.coalesce(verdicts).alias("_reason"),
+            pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, name in zip(verdicts, columns)]).alias("_column"),
+            pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, name in zip(verdicts, columns)]).alias("_value"),
+        )
+        .select("infos_row", "row_id", "row_id_raw", *dataset, "source", "_reason", "_column", "_value")
+    )
 
 
 def _judge_duplicates(
