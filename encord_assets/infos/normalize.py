@@ -226,14 +226,9 @@ def _rules(
         rules.append(("file_id", pl.when(pl.col("file_id").is_null()).then(pl.lit("empty"))))
         # one regex per row, its dataset's (none for a dataset that fixes no format)
         pattern = lookup(dataset, {name: pattern for name, (pattern, _) in FILE_ID_PATTERNS.items()})
-        rules.append(
-            (
-                "file_id",
-                pl.when(~pl.col("file_id").str.contains(pattern)).then(
-                    lookup(dataset, {name: f"not {description}" for name, (_, description) in FILE_ID_PATTERNS.items()})
-                ),
-            )
-        )
+        mismatch = ~pl.col("file_id").str.contains(pattern)
+        descriptions = {name: f"not {description}" for name, (_, description) in FILE_ID_PATTERNS.items()}
+        rules.append(("file_id", pl.when(mismatch).then(lookup(dataset, descriptions)), mismatch.fill_null(False)))
         if modality == "points":
             rules.append(_unsafe("file_id", pl.col("file_id")))
     return rules
