@@ -25,12 +25,10 @@ if TYPE_CHECKING:
     import polars_hash as plh
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
     from PIL import Image
 else:
     pl = LazyModule("polars")
     plh = LazyModule("polars_hash")
     pc = LazyModule("pyarrow.compute")
     ds = LazyModule("pyarrow.dataset")
-    pq = LazyModule("pyarrow.parquet")
     Image = LazyModule("PIL.Image")

@@ -6,7 +6,6 @@ in the rejects table with the column and the reason; a bad row never stops good 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from encord_assets.infos.datasets import (
     lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component, unsafe_component_reason
-from encord_assets.lazy import pl, pq
+from encord_assets.lazy import pl
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.sources.partitions import source_partition_key_expr
 from encord_assets.sources.registry import sources_for
@@ -69,8 +68,6 @@ ROW_COLUMNS = (
     "target",
     "partition_key",
 )
-# columns of few distinct values (dictionary-encoded in the rows file)
-REPEATED_VALUES = ("split", "modality", "infos_file", "source_dataset", "dataset_license", "source", "save_folder", "partition_key")
 TEXT_COLUMNS = ("split", "infos_file", "infos_row", "encord_text_id", "caption")
 
 
@@ -310,43 +307,23 @@ def normalize(
             .with_columns(source_partition_key_expr(specs, split).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
-    # The one pass over the CSV, in batches: the valid rows written as the final table (kept in
-    # memory for small files), the refused rows and the counts per partition kept beside them.
-    # (A polars query with several outputs evaluated the rules again for each.)
+    # The one pass over the CSV: one polars query with two outputs (it shares their scan), the valid
+    # rows written as the final table (kept in memory for small files) and the refused rows.
     refused = pl.col("_refused") | pl.col("source").is_null()
     rejected_columns = list(dict.fromkeys([*inputs, "source"]))
     names = [c if isinstance(c, str) else c.meta.output_name() for c in row_columns]
     judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), refused.alias("_refused"))
     rows_file = Path(work_dir) / "rows.parquet" if work_dir is not None else None
-    kept, rejected_parts, count_parts = [], [], []
-    writer = None
-    # one batch at least, so that a file of no rows still yields its (empty) tables
-    batches = itertools.chain(judged.collect_batches(chunk_size=100_000), [judged.clear().collect()])
-    try:
-        for batch in batches:
-            if batch.is_empty() and count_parts:
-                continue
-            rejected_parts.append(batch.filter(pl.col("_refused")).select(rejected_columns))
-            valid = batch.filter(~pl.col("_refused")).select(names)
-            count_parts.append(valid.group_by(count_by).len() if count_by else valid.select(pl.len()))
-            if rows_file is None:
-                kept.append(valid)
-                continue
-            table = valid.to_arrow(compat_level=pl.CompatLevel.newest())
-            if writer is None:
-                # dictionaries only where values repeat, and no statistics: the rows are in file order,
-                # so no filter could skip a row group by them
-                repeated = [c for c in REPEATED_VALUES if c in names]
-                writer = pq.ParquetWriter(rows_file, table.schema, compression="zstd", use_dictionary=repeated, write_statistics=False)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    rejected = _reasons(pl.concat(rejected_parts), rules, id_column, modality)
-    counts = pl.concat(count_parts)
-    counts = counts.group_by(count_by).agg(pl.col("len").sum()) if count_by else counts.select(pl.col("len").sum())
-    rows = pl.scan_parquet(rows_file) if rows_file is not None else pl.concat(kept).lazy()
-    rows, rejected, counts = _judge_duplicates(path, rows, rejected, counts, id_column, count_by, rows_file)
+    valid = judged.filter(~pl.col("_refused")).select(names)
+    refused_rows = judged.filter(pl.col("_refused")).select(rejected_columns)
+    if rows_file is None:
+        rows, rejected = pl.collect_all([valid, refused_rows], engine="streaming")
+        rows = rows.lazy()
+    else:
+        _, rejected = pl.collect_all([valid.sink_parquet(rows_file, statistics=False, lazy=True), refused_rows], engine="streaming")
+        rows = pl.scan_parquet(rows_file)
+    rows, rejected = _judge_duplicates(path, rows, _reasons(rejected, rules, id_column, modality), id_column, rows_file)
+    counts = (rows.group_by(count_by).len() if count_by else rows.select(pl.len())).collect(engine="streaming")
     return NormalizedInfos(rows, _rejects(rejected, infos_file, modality), counts, rows_file)
 
 
@@ -367,8 +344,8 @@ def _reasons(rejected: pl.DataFrame, rules: list, id_column: str, modality: str)
 
 
 def _judge_duplicates(
-    path: Path, rows: pl.LazyFrame, rejected: pl.DataFrame, counts: pl.DataFrame, id_column: str, count_by: list[str], rows_file: Path | None
-) -> tuple[pl.LazyFrame, pl.DataFrame, pl.DataFrame]:
+    path: Path, rows: pl.LazyFrame, rejected: pl.DataFrame, id_column: str, rows_file: Path | None
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
     """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
     (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other.
 
@@ -381,7 +358,7 @@ def _judge_duplicates(
         .collect(engine="streaming")["infos_row"]
     )
     if duplicate_rows.is_empty():
-        return rows, rejected, counts
+        return rows, rejected
     duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
     # the raw id of a valid row is not kept: read again, for these rows only
     raw_ids = (
@@ -396,13 +373,12 @@ def _judge_duplicates(
         .join(raw_ids, on="infos_row", how="left")
     )
     rows = rows.filter(~duplicate)
-    counts_query = rows.group_by(count_by).len() if count_by else rows.select(pl.len())
     if rows_file is None:
-        rows_frame, duplicated_valid, counts = pl.collect_all([rows, duplicated_valid, counts_query])
+        rows_frame, duplicated_valid = pl.collect_all([rows, duplicated_valid])
         rows = rows_frame.lazy()
     else:
         kept_file = rows_file.with_name("rows.kept.parquet")
-        _, duplicated_valid, counts = pl.collect_all([rows.sink_parquet(kept_file, lazy=True), duplicated_valid, counts_query])
+        _, duplicated_valid = pl.collect_all([rows.sink_parquet(kept_file, statistics=False, lazy=True), duplicated_valid])
         kept_file.replace(rows_file)
         rows = pl.scan_parquet(rows_file)
     rejected = pl.concat([rejected, duplicated_valid], how="diagonal_relaxed").sort("infos_row").with_columns(
@@ -410,7 +386,7 @@ def _judge_duplicates(
         pl.when(duplicate).then(pl.lit(id_column)).otherwise(pl.col("_column")).alias("_column"),
         pl.when(duplicate).then(pl.col("row_id_raw")).otherwise(pl.col("_value")).alias("_value"),
     )
-    return rows, rejected, counts
+    return rows, rejected
 
 
 def _rejects(rejected: pl.LazyFrame, infos_file: str, modality: str) -> pl.LazyFrame:
