@@ -248,8 +248,9 @@ def normalize(
 ) -> NormalizedInfos:
     """Validate the CSV at `path` (named `infos_file` in reports) and normalize it lazily.
 
-    The CSV is parsed once; its judged rows are kept in `work_dir` (which must outlive the returned
-    rows), or in memory when there is none (small files: tests, the demo's plans)."""
+    The CSV is parsed once; its valid rows are written as the finished table `rows_file` in
+    `work_dir` (which must outlive the returned rows), or kept in memory when there is none (small
+    files: tests, the demo's plans)."""
     if path.stat().st_size == 0:
         return unread(modality, infos_file, "empty file (no header)")
     header = _header(path)
@@ -349,8 +350,8 @@ def _judge_duplicates(
     """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
     (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other.
 
-    Found after the pass, from the ids of the valid and the rejected rows in row order; the rows
-    are rewritten only when some are duplicates (no E-MM1 file has any)."""
+    Found after the pass, from the ids of the valid and the refused rows in row order. Only when
+    some are duplicates are the rows rewritten without them (and their raw ids read again)."""
     valid_id = pl.col("encord_text_id" if "encord_text_id" in rows.collect_schema() else "row_id")
     ids = rows.select("infos_row", valid_id.alias("row_id")).merge_sorted(rejected.lazy().select("infos_row", "row_id"), key="infos_row")
     duplicate_rows = (
