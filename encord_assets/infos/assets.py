@@ -69,7 +69,8 @@ def infos_output(
         "rejects_file": dg.MetadataValue.path(store.uri(rejects_key(modality, split))),
         **({"rows_by_source": table_metadata(by_source.sort("source"))} if by_source is not None else {}),
     }
-    yield dg.Output(infos.rows, metadata=metadata)
+    # a table written in the work folder is moved into place as it is
+    yield dg.Output(infos.rows_file or infos.rows, metadata=metadata)
 
 
 def build_infos_asset(modality: str) -> dg.AssetsDefinition:

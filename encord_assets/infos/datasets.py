@@ -43,17 +43,17 @@ def canonical_names(modality: str) -> dict[str, str]:
 
 
 def lookup(column: pl.Expr, mapping: dict, default=None) -> pl.Expr:
-    """`mapping[value]` for each value of `column`, else `default`.
+    """`mapping[value]` for each value of a string `column`, else `default`.
 
-    A when/then chain rather than `replace_strict`, which polars cannot stream: on a
-    gigabyte infos file that would hold the whole file in memory.
+    The column cast to an Enum of the keys (null where no key matches) picks the value at that
+    position: one hash lookup a row, and streamed, where `replace_strict` would hold the whole
+    column (on a gigabyte infos file, the whole file) in memory.
     """
-    by_value: dict = {}
-    for key, value in mapping.items():
-        by_value.setdefault(value, []).append(key)
-    return pl.coalesce(
-        [pl.when(column.is_in(keys)).then(pl.lit(value)) for value, keys in by_value.items()] + [pl.lit(default)]
-    )
+    if not mapping:
+        return pl.lit(default)
+    position = column.cast(pl.Enum(list(mapping)), strict=False).to_physical()
+    picked = pl.lit(pl.Series(list(mapping.values()))).gather(position)
+    return picked if default is None else picked.fill_null(pl.lit(default))
 
 
 def canonical_expr(lowered: pl.Expr, modality: str) -> pl.Expr:

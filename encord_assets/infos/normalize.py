@@ -17,7 +17,7 @@ from encord_assets.infos.datasets import (
     canonical_expr,
     lookup,
 )
-from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component_reason
+from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component, unsafe_component_reason
 from encord_assets.lazy import pl
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
 from encord_assets.sources.partitions import source_partition_key_expr
@@ -77,6 +77,8 @@ class NormalizedInfos:
     rejects: pl.DataFrame
     # rows per (source, partition_key); for text, one row: the count
     counts: pl.DataFrame
+    # the parquet file `rows` reads, when normalized in a work folder: the table itself
+    rows_file: Path | None = None
 
 
 def empty_rows(modality: str) -> pl.LazyFrame:
@@ -142,15 +144,24 @@ def _header_problem(header: list[str], required: list[str]) -> str | None:
 DUPLICATE_REASON = "duplicate id (an earlier row has the same id)"
 
 
+def _unsafe(column: str, value: pl.Expr, applies: pl.Expr | None = None) -> tuple[str, pl.Expr, pl.Expr]:
+    """The rule that `value` is one safe path component (where `applies`), with its cheaper boolean."""
+    if applies is None:
+        return column, unsafe_component_reason(value), unsafe_component(value)
+    return column, pl.when(applies).then(unsafe_component_reason(value)), applies.fill_null(False) & unsafe_component(value)
+
+
 def _rules(
     modality: str, id_column: str, known_save_folders: tuple[str, ...], max_clip_seconds: float
-) -> list[tuple[str, pl.Expr]]:
-    """(column, reason-or-null expression) in the order a row is judged; the first reason wins.
+) -> list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr]]:
+    """(column, reason-or-null expression) in the order a row is judged; the first reason wins. A
+    third element, where given, is true exactly where the reason is not null and cheaper to evaluate:
+    every row is judged by these booleans, and only the refused rows get their reasons.
 
     The id's third rule, duplicate ids, needs every id first: `_judge_duplicates` applies it
     after the pass that evaluates these."""
     ident = pl.col("row_id_raw")
-    rules: list[tuple[str, pl.Expr]] = [
+    rules: list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr]] = [
         (id_column, pl.when(ident.is_null() | (ident.str.strip_chars() == "")).then(pl.lit("empty"))),
         (id_column, pl.when(pl.col("row_id").is_null()).then(pl.lit("not an integer"))),
     ]
@@ -168,14 +179,14 @@ def _rules(
             "source_dataset",
             pl.when(dataset.is_null()).then(pl.lit(f"unknown source dataset; known for {modality}: {', '.join(known)}")),
         ),
-        ("save_folder", unsafe_component_reason(pl.col("save_folder"))),
+        _unsafe("save_folder", pl.col("save_folder")),
         (
             "save_folder",
             pl.when(~pl.col("save_folder").is_in(list(known_save_folders))).then(
                 pl.lit(f"unknown save_folder; known: {', '.join(known_save_folders)}")
             ),
         ),
-        ("file_name", unsafe_component_reason(pl.col("file_name"))),
+        _unsafe("file_name", pl.col("file_name")),
     ]
     if modality in ("video", "audio"):
         youtube = ~dataset.is_in(sorted(NOT_YOUTUBE))
@@ -206,22 +217,17 @@ def _rules(
                     pl.lit(f"clip longer than {max_clip_seconds:g} s (ENCORD_MAX_CLIP_SECONDS)")
                 ),
             ),
-            ("file_id", pl.when(~youtube).then(unsafe_component_reason(pl.col("file_id")))),
+            _unsafe("file_id", pl.col("file_id"), applies=~youtube),
         ]
     else:
         rules.append(("file_id", pl.when(pl.col("file_id").is_null()).then(pl.lit("empty"))))
         # one regex per row, its dataset's (none for a dataset that fixes no format)
         pattern = lookup(dataset, {name: pattern for name, (pattern, _) in FILE_ID_PATTERNS.items()})
-        rules.append(
-            (
-                "file_id",
-                pl.when(~pl.col("file_id").str.contains(pattern)).then(
-                    lookup(dataset, {name: f"not {description}" for name, (_, description) in FILE_ID_PATTERNS.items()})
-                ),
-            )
-        )
+        mismatch = ~pl.col("file_id").str.contains(pattern)
+        descriptions = {name: f"not {description}" for name, (_, description) in FILE_ID_PATTERNS.items()}
+        rules.append(("file_id", pl.when(mismatch).then(lookup(dataset, descriptions)), mismatch.fill_null(False)))
         if modality == "points":
-            rules.append(("file_id", unsafe_component_reason(pl.col("file_id"))))
+            rules.append(_unsafe("file_id", pl.col("file_id")))
     return rules
 
 
@@ -242,8 +248,9 @@ def normalize(
 ) -> NormalizedInfos:
     """Validate the CSV at `path` (named `infos_file` in reports) and normalize it lazily.
 
-    The CSV is parsed once; its judged rows are kept in `work_dir` (which must outlive the returned
-    rows), or in memory when there is none (small files: tests, the demo's plans)."""
+    The CSV is parsed once; its valid rows are written as the finished table `rows_file` in
+    `work_dir` (which must outlive the returned rows), or kept in memory when there is none (small
+    files: tests, the demo's plans)."""
     if path.stat().st_size == 0:
         return unread(modality, infos_file, "empty file (no header)")
     header = _header(path)
@@ -282,13 +289,11 @@ def normalize(
         )
 
     rules = _rules(modality, id_column, known_save_folders, max_clip_seconds)
-    # each rule evaluated once into its own column; the first reason then picks column and value
-    verdicts = [pl.col(f"_rule{i}") for i in range(len(rules))]
-    judged = lf.with_columns(expr.alias(f"_rule{i}") for i, (_, expr) in enumerate(rules)).with_columns(
-        pl.coalesce(verdicts).alias("_reason"),
-        pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, (name, _) in zip(verdicts, rules)]).alias("_column"),
-        pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, (name, _) in zip(verdicts, rules)]).alias("_value"),
-    )
+    # every row judged by booleans; reasons are found for the refused rows only, after the pass
+    refused_by_rule = pl.any_horizontal([rule[2] if len(rule) == 3 else rule[1].is_not_null() for rule in rules])
+    inputs = lf.collect_schema().names()
+    judged = lf.with_columns(refused_by_rule.alias("_refused"))
+    judged = judged.with_columns(pl.lit(v).alias(c) for c, v in {"split": split, "infos_file": infos_file, "modality": modality}.items())
     if modality == "text":
         judged = judged.with_columns(pl.lit("text").alias("source"))
         row_columns = [*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"]
@@ -298,50 +303,91 @@ def normalize(
         judged = (
             judged.with_columns(
                 lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
-                pl.lit(split).alias("split"),
-                pl.lit(modality).alias("modality"),
             )
             .with_columns(target_expr(audio_dir).alias("target"))
-            .with_columns(source_partition_key_expr(specs).alias("partition_key"))
+            .with_columns(source_partition_key_expr(specs, split).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
-    # The one pass over the CSV: every rule evaluated once, and the judged rows kept as parquet (in
-    # memory for small files), from which duplicates, rejects, counts and rows are read by column.
-    # (One streaming query with several outputs would evaluate the rules once per output.)
-    constants = {"split": split, "infos_file": infos_file, "modality": modality}
-    kept = [c for c in row_columns if isinstance(c, str) and c not in constants]
-    judged = judged.select(*dict.fromkeys([*kept, "source", "row_id", "row_id_raw", "_reason", "_column", "_value"]))
-    if work_dir is None:
-        judged = judged.collect(engine="streaming").lazy()
+    # The one pass over the CSV: one polars query with two outputs (it shares their scan), the valid
+    # rows written as the final table (kept in memory for small files) and the refused rows.
+    refused = pl.col("_refused") | pl.col("source").is_null()
+    rejected_columns = list(dict.fromkeys([*inputs, "source"]))
+    names = [c if isinstance(c, str) else c.meta.output_name() for c in row_columns]
+    judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), refused.alias("_refused"))
+    rows_file = Path(work_dir) / "rows.parquet" if work_dir is not None else None
+    valid = judged.filter(~pl.col("_refused")).select(names)
+    refused_rows = judged.filter(pl.col("_refused")).select(rejected_columns)
+    if rows_file is None:
+        rows, rejected = pl.collect_all([valid, refused_rows], engine="streaming")
+        rows = rows.lazy()
     else:
-        judged_file = Path(work_dir) / "judged.parquet"
-        # read back within the run: fast compression, no statistics, and row groups small enough
-        # that reading one back does not raise the peak
-        judged.sink_parquet(judged_file, compression="lz4", statistics=False, row_group_size=50_000)
-        judged = pl.scan_parquet(judged_file)
-    judged = _judge_duplicates(judged, id_column).with_columns(pl.lit(v).alias(c) for c, v in constants.items())
-    valid = judged.filter(pl.col("_reason").is_null() & pl.col("source").is_not_null())
-    rejects = _rejects(judged.filter(pl.col("_reason").is_not_null() | pl.col("source").is_null()), infos_file, modality)
-    counts = valid.group_by(count_by).len() if count_by else valid.select(pl.len())
-    rejects, counts = pl.collect_all([rejects, counts], engine="streaming")
-    return NormalizedInfos(valid.select(row_columns), rejects, counts)
+        _, rejected = pl.collect_all([valid.sink_parquet(rows_file, statistics=False, lazy=True), refused_rows], engine="streaming")
+        rows = pl.scan_parquet(rows_file)
+    rows, rejected = _judge_duplicates(path, rows, _reasons(rejected, rules, id_column, modality), id_column, rows_file)
+    counts = (rows.group_by(count_by).len() if count_by else rows.select(pl.len())).collect(engine="streaming")
+    return NormalizedInfos(rows, _rejects(rejected, infos_file, modality), counts, rows_file)
 
 
-def _judge_duplicates(judged: pl.LazyFrame, id_column: str) -> pl.LazyFrame:
+def _reasons(rejected: pl.DataFrame, rules: list, id_column: str, modality: str) -> pl.DataFrame:
+    """The refused rows with the first rule's reason, its column and the value it refused."""
+    verdicts = [pl.col(f"_rule{i}") for i in range(len(rules))]
+    columns = [rule[0] for rule in rules]
+    dataset = [] if modality == "text" else ["source_dataset"]
+    return (
+        rejected.with_columns(rule[1].alias(f"_rule{i}") for i, rule in enumerate(rules))
+        .with_columns(
+            pl.coalesce(verdicts).alias("_reason"),
+            pl.coalesce([pl.when(v.is_not_null()).then(pl.lit(name)) for v, name in zip(verdicts, columns)]).alias("_column"),
+            pl.coalesce([pl.when(v.is_not_null()).then(_raw_value(name, id_column)) for v, name in zip(verdicts, columns)]).alias("_value"),
+        )
+        .select("infos_row", "row_id", "row_id_raw", *dataset, "source", "_reason", "_column", "_value")
+    )
+
+
+def _judge_duplicates(
+    path: Path, rows: pl.LazyFrame, rejected: pl.DataFrame, id_column: str, rows_file: Path | None
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
     """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
-    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other."""
-    # a hashed pass over two columns, in row order (a window over the whole frame would hold it in memory)
+    (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other.
+
+    Found after the pass, from the ids of the valid and the refused rows in row order. Only when
+    some are duplicates are the rows rewritten without them (and their raw ids read again)."""
+    valid_id = pl.col("encord_text_id" if "encord_text_id" in rows.collect_schema() else "row_id")
+    ids = rows.select("infos_row", valid_id.alias("row_id")).merge_sorted(rejected.lazy().select("infos_row", "row_id"), key="infos_row")
     duplicate_rows = (
-        judged.select("infos_row", "row_id")
-        .filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
+        ids.filter(pl.col("row_id").is_not_null() & ~pl.col("row_id").is_first_distinct())
         .collect(engine="streaming")["infos_row"]
     )
+    if duplicate_rows.is_empty():
+        return rows, rejected
     duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
-    return judged.with_columns(
+    # the raw id of a valid row is not kept: read again, for these rows only
+    raw_ids = (
+        pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=True)
+        .with_row_index("infos_row", offset=1)
+        .select(pl.col("infos_row").cast(pl.Int64), pl.col(id_column).alias("row_id_raw"))
+        .filter(duplicate)
+    )
+    duplicated_valid = (
+        rows.filter(duplicate)
+        .select("infos_row", valid_id.alias("row_id"), *(c for c in ("source_dataset", "source") if c in rows.collect_schema()))
+        .join(raw_ids, on="infos_row", how="left")
+    )
+    rows = rows.filter(~duplicate)
+    if rows_file is None:
+        rows_frame, duplicated_valid = pl.collect_all([rows, duplicated_valid])
+        rows = rows_frame.lazy()
+    else:
+        kept_file = rows_file.with_name("rows.kept.parquet")
+        _, duplicated_valid = pl.collect_all([rows.sink_parquet(kept_file, statistics=False, lazy=True), duplicated_valid])
+        kept_file.replace(rows_file)
+        rows = pl.scan_parquet(rows_file)
+    rejected = pl.concat([rejected, duplicated_valid], how="diagonal_relaxed").sort("infos_row").with_columns(
         pl.when(duplicate).then(pl.lit(DUPLICATE_REASON)).otherwise(pl.col("_reason")).alias("_reason"),
         pl.when(duplicate).then(pl.lit(id_column)).otherwise(pl.col("_column")).alias("_column"),
         pl.when(duplicate).then(pl.col("row_id_raw")).otherwise(pl.col("_value")).alias("_value"),
     )
+    return rows, rejected
 
 
 def _rejects(rejected: pl.LazyFrame, infos_file: str, modality: str) -> pl.LazyFrame:

@@ -1,5 +1,8 @@
 """Parquet tables under ROOT (normalized infos, captions, indexes), one file per partition."""
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 
 from encord_assets.layout.paths import partition_file_stem, table_key
@@ -21,10 +24,14 @@ class TableIOManager(dg.ConfigurableIOManager):
             return pattern.format(partition=partition_file_stem(partition_key) if partition_key else "all")
         return table_key(name, partition_key)
 
-    def handle_output(self, context: dg.OutputContext, table: "pl.LazyFrame | pl.DataFrame") -> None:
+    def handle_output(self, context: dg.OutputContext, table: "pl.LazyFrame | pl.DataFrame | Path") -> None:
+        """`table` is a frame, or a parquet file already written (moved into place, not rewritten)."""
         key = self._key(context, context.partition_key if context.has_partition_key else None)
-        # sink_parquet streams: normalized infos of the real E-MM1 never sit whole in memory.
-        self.store.write(key, table.lazy().sink_parquet)
+        if isinstance(table, Path):
+            self.store.write(key, lambda tmp: shutil.move(table, tmp))
+        else:
+            # sink_parquet streams: normalized infos of the real E-MM1 never sit whole in memory.
+            self.store.write(key, table.lazy().sink_parquet)
         context.add_output_metadata({"path": dg.MetadataValue.path(self.store.uri(key))})
 
     def load_input(self, context: dg.InputContext) -> "pl.LazyFrame":

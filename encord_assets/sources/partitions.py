@@ -90,12 +90,19 @@ def source_partitions(spec) -> dg.PartitionsDefinition:
     return hashed_partitions(spec.name, spec.splits)
 
 
-def source_partition_key_expr(specs) -> pl.Expr:
-    """partition_key of normalized rows (column `source`): the spec's own key when it declares
-    partitions (null when its fetcher locates rows at run time), else `<shard>|<split>`."""
-    widths = {s.name: shard_width(s.shards) for s in specs}
-    width = widths.popitem()[1] if len(set(widths.values())) == 1 else lookup(pl.col("source"), widths, default=3)
-    hashed = partition_key_expr(lookup(pl.col("source"), {s.name: s.shards for s in specs}, default=1).cast(pl.Int64), width)
+def source_partition_key_expr(specs, split: str) -> pl.Expr:
+    """partition_key of normalized rows of `split` (column `source`): the spec's own key when it
+    declares partitions (null when its fetcher locates rows at run time), else `<shard>|<split>`
+    as `partition_key_expr` makes it, picked from the few keys a source has rather than formatted
+    row by row."""
+    hashed_specs = [s for s in specs if s.partitions is None]
+    keys: list[str] = []
+    first_key = {}
+    for spec in hashed_specs:
+        first_key[spec.name] = len(keys)
+        keys += [f"{shard:0{shard_width(spec.shards)}d}|{split}" for shard in range(spec.shards)]
+    shard = plh.col("target").nchash.xxhash64() % lookup(pl.col("source"), {s.name: s.shards for s in hashed_specs}).cast(pl.UInt64)
+    hashed = pl.lit(pl.Series(keys, dtype=pl.String)).gather((lookup(pl.col("source"), first_key).cast(pl.UInt64) + shard).cast(pl.UInt32))
     own = {s.name: s.partitions.row_key for s in specs if s.partitions is not None}
     if not own:
         return hashed

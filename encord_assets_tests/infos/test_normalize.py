@@ -1,5 +1,7 @@
 """Every rejection rule, on one CSV whose good rows must survive."""
 
+import random
+import string
 from pathlib import Path
 
 import polars as pl
@@ -60,7 +62,7 @@ def test_every_bad_row_is_rejected_with_its_column_and_reason_and_good_rows_surv
     if work_dir:
         work_dir.mkdir()
     result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video", work_dir=work_dir)
-    assert (work_dir is not None and (work_dir / "judged.parquet").is_file()) == in_work_dir
+    assert (work_dir is not None and (work_dir / "rows.parquet").is_file()) == in_work_dir
     assert result.counts["len"].sum() == 2
     assert accepted_rows(result) == [1, len(lines) - 1]  # "valor" matched case-insensitively
     rejects = {r["infos_row"]: r for r in result.rejects.filter(pl.col("kind") == "rejected").iter_rows(named=True)}
@@ -161,3 +163,26 @@ def test_text_rows_keep_id_and_caption_and_bad_ones_are_rejected(tmp_path):
     assert result.rows.collect().select("encord_text_id", "caption").rows() == [(1, "A dog, running")]
     reasons = dict(result.rejects.select("infos_row", "reason").iter_rows())
     assert reasons == {2: "not an integer", 3: "empty", 4: "duplicate id (an earlier row has the same id)"}
+
+
+@pytest.mark.parametrize("modality", ["video", "audio", "image", "points"])
+def test_partition_keys_are_xxhash64_of_the_target_modulo_the_source_shards_on_many_random_targets(modality):
+    """Existing partitions hold rows by these keys: the picked keys must equal the formatted ones."""
+    from encord_assets.sources.partitions import shard_width, source_partition_key_expr
+    from encord_assets.sources.registry import sources_for
+
+    specs = sources_for(modality)
+    rng = random.Random(modality)
+    alphabet = string.ascii_letters + string.digits + "_-.é漢 "
+    targets = [f"shared/{modality}/{''.join(rng.choices(alphabet, k=rng.randint(1, 60)))}" for _ in range(20_000)]
+    sources = [rng.choice(specs).name for _ in targets]
+    frame = pl.DataFrame({"target": targets, "source": sources})
+    keys = frame.select(source_partition_key_expr(specs, "e-mm1_1m"))[:, 0].to_list()
+    by_name = {spec.name: spec for spec in specs}
+    for target, source, key in zip(targets, sources, keys):
+        spec = by_name[source]
+        if spec.partitions is not None:
+            assert key == spec.partitions.row_key
+        else:
+            shard = xxhash.xxh64_intdigest(target.encode()) % spec.shards
+            assert key == f"{shard:0{shard_width(spec.shards)}d}|e-mm1_1m", (target, source)

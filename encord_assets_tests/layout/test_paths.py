@@ -1,11 +1,20 @@
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import polars as pl
 
 from encord_assets.layout.io_manager import place_staged
-from encord_assets.layout.paths import PLAIN_NAME, UnsafePath, check_component, layout_key, unsafe_component_reason
+from encord_assets.layout.paths import (
+    PLAIN_NAME,
+    UnsafePath,
+    check_component,
+    layout_key,
+    unsafe_component,
+    unsafe_component_reason,
+)
 from encord_assets.ledger import RESULT_SCHEMA
 from encord_assets.store import DatasetStore
 
@@ -75,3 +84,16 @@ def test_staged_files_are_checked_before_placing(tmp_path):
 def test_names_the_fast_path_accepts_pass_every_rule(name):
     assert PLAIN_NAME.fullmatch(name)
     assert pl.select(unsafe_component_reason(pl.lit(name, dtype=pl.String))).item() is None
+
+
+# the characters every rule looks at, among ordinary ones, so that hostile names are common
+NAME_CHARACTERS = st.sampled_from(["a", "é", " ", "\t", "\x00", "\x01", "\x1f", "\x7f", "/", "\\", ".", "\ufffd", "x" * 120])
+
+
+@given(st.lists(st.one_of(st.none(), st.lists(NAME_CHARACTERS, max_size=6).map("".join), st.text(max_size=8)), min_size=1, max_size=50))
+def test_the_boolean_form_of_the_component_rules_refuses_exactly_what_the_reasons_do(values):
+    frame = pl.DataFrame({"value": values}, schema={"value": pl.String})
+    judged = frame.select(
+        reason=unsafe_component_reason(pl.col("value")).is_not_null(), refused=unsafe_component(pl.col("value"))
+    )
+    assert judged["reason"].to_list() == judged["refused"].to_list(), frame
