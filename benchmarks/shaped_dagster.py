@@ -5,7 +5,7 @@
 
 The infos name every member of the source's archive (a 100% subset). The mirror's archive (and
 COCO's single images) hold Pillow-made noise JPEGs of ~140 KB, stored, as image zips are. Ours:
-the `infos_image` asset first (not timed), then `dagster dev` (webserver, daemon, code server) on
+`dagster dev` (webserver, daemon, code server) on
 127.0.0.1 over a temporary DAGSTER_HOME with the project's dagster.yaml and pool limits, and one
 run of the source's `fill_<source>` job per non-empty partition submitted through GraphQL, as the
 UI's *Materialize* sends it; the runs wait in the instance's queue, the daemon launches them (one
@@ -112,8 +112,10 @@ class Dev:
         assert "errors" not in body, body
         return body["data"]
 
-    def launch(self, job: str, partition_key: str) -> str:
+    def launch(self, job: str, partition_key: str, assets: list[str] | None = None) -> str:
         selector = {"repositoryLocationName": self.location, "repositoryName": "__repository__", "jobName": job}
+        if assets:
+            selector["assetSelection"] = [{"path": [name]} for name in assets]
         tags = [{"key": "dagster/partition", "value": partition_key}]
         result = self.query(LAUNCH_RUN, params={"selector": selector, "executionMetadata": {"tags": tags}})["launchRun"]
         assert result["__typename"] == "LaunchRunSuccess", result
@@ -195,10 +197,12 @@ def main() -> None:
         import dagster as dg
 
         from encord_assets.demo import normalized_rows
-        from encord_assets.materialize import Materializer
+        from encord_assets.infos.files import splits_for
         from encord_assets.mirror.build import attach
         from encord_assets.operations.instance import install_instance_yaml, set_pool_limits
+        from encord_assets.sources.partitions import partitions_with_rows
         from encord_assets.sources.registry import upstream_emulation
+        from encord_assets.store import default_store
 
         install_instance_yaml(tmp / "home")
 
@@ -221,10 +225,10 @@ def main() -> None:
 
             with dg.DagsterInstance.get() as instance:
                 set_pool_limits(instance)
-                materializer = Materializer(instance)
-                materializer.infos("image")
-                keys = materializer.source_partitions(asset, "image")
                 with Dev(tmp) as dev:
+                    # the infos through the queue too: the daemon is warm when the source's runs come
+                    wait_for(instance, [dev.launch("__ASSET_JOB", split, ["infos_image"]) for split in splits_for("image")])
+                    keys = partitions_with_rows(default_store().process_config_and_initialize(), asset, "image")
                     submitted = {}
 
                     def partitions() -> str:
