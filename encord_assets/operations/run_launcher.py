@@ -4,19 +4,18 @@ Dagster's default launcher asks the code server for a run worker, which is a fre
 (multiprocessing "spawn"): it imports Dagster again (about 2 s of CPU, far more while other runs
 start beside it on a busy machine) before the run's first event, and a partition run is often
 shorter than that. Here the process that launches runs (the daemon, for queued runs) keeps one
-multiprocessing "forkserver" that has imported `dagster` and nothing else; each run worker is a
+multiprocessing "forkserver" that has imported `dagster` (and `requests`), not the project; each run worker is a
 fork of it and imports the code location itself, from its module, as Dagster's own
 `dagster api execute_run` worker does, so a changed project is picked up by the next run.
 
-The worker runs on the launching machine, in the environment and folder the launcher's process
-was started with (the daemon's: `dagster dev` gives the daemon and the code server the same);
+The worker runs on the launching machine, with the launching process's environment (the daemon's:
+`dagster dev` gives the daemon and the code server the same) and the folder it started in;
 deployments that run workers elsewhere name their own launcher (deploy/).
 """
 
 import multiprocessing
 import os
 import signal
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,26 +24,22 @@ from dagster._core.launcher import LaunchRunContext, RunLauncher
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, deserialize_value, serialize_value
 
 WORKER_PID_TAG = "encord/run_worker_pid"
-PRELOAD = ["dagster"]
+PRELOAD = ["dagster", "requests"]  # libraries only: the code location itself is imported per run, so it is never stale
 
 
-def execute_run(run_id: str, serialized_instance_ref: str) -> None:
-    """The run worker: the body of `dagster api execute_run`, in a fork of the forkserver."""
+def execute_run(run_id: str, serialized_instance_ref: str, environment: dict[str, str]) -> None:
+    """The run worker: the body of `dagster api execute_run`, in a fork of the forkserver, with the
+    environment the launching process has now (the forkserver keeps the one it started with)."""
+    os.environ.clear()
+    os.environ.update(environment)
     from dagster._cli.api import _execute_run_command_body
     from dagster._core.instance import InstanceRef
-    from dagster._utils.error import serializable_error_info_from_exc_info
     from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
 
     setup_interrupt_handlers()  # SIGTERM, like SIGINT, interrupts the run (it ends CANCELED)
     with capture_interrupts(), dg.DagsterInstance.from_ref(deserialize_value(serialized_instance_ref, InstanceRef)) as instance:
-        try:
-            _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
-        except Exception:
-            # the code location did not load (the run never started): say why, or the run stays STARTING
-            run = instance.get_run_by_id(run_id)
-            if run is not None and not run.is_finished:
-                error = serializable_error_info_from_exc_info(sys.exc_info())
-                instance.report_run_failed(run, f"The run worker could not start the run: {error.to_string()}")
+        # reports code that does not load as the run's failure, as Dagster's own worker does
+        _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
 
 
 class ForkedRunLauncher(RunLauncher, ConfigurableClass):
@@ -77,7 +72,7 @@ class ForkedRunLauncher(RunLauncher, ConfigurableClass):
         run = context.dagster_run
         multiprocessing.active_children()  # reaps the workers that have ended
         worker = self._forkserver().Process(
-            target=execute_run, args=(run.run_id, serialize_value(self._instance.get_ref())), name=f"run-{run.run_id}"
+            target=execute_run, args=(run.run_id, serialize_value(self._instance.get_ref()), dict(os.environ)), name=f"run-{run.run_id}"
         )
         worker.start()
         self._instance.add_run_tags(run.run_id, {WORKER_PID_TAG: str(worker.pid)})
