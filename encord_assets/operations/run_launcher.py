@@ -24,7 +24,9 @@ from dagster._core.launcher import LaunchRunContext, RunLauncher
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, deserialize_value, serialize_value
 
 WORKER_PID_TAG = "encord/run_worker_pid"
-PRELOAD = ["dagster", "requests"]  # libraries only: the code location itself is imported per run, so it is never stale
+# Libraries only, so the code location is imported fresh by each run; and only ones that start no
+# thread when imported (polars and pyarrow do): a fork copies no threads, so their locks could stay held.
+PRELOAD = ["dagster", "requests"]
 
 
 def execute_run(run_id: str, serialized_instance_ref: str, environment: dict[str, str]) -> None:

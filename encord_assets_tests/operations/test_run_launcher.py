@@ -3,6 +3,8 @@ worker is a fork of a forkserver, runs the run to its end, can be terminated, an
 code does not load fails instead of staying STARTING."""
 
 import os
+import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -10,7 +12,7 @@ import pytest
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.launcher import LaunchRunContext
 
-from encord_assets.operations.run_launcher import WORKER_PID_TAG, ForkedRunLauncher
+from encord_assets.operations.run_launcher import PRELOAD, WORKER_PID_TAG, ForkedRunLauncher
 from encord_assets_tests.operations import launched_jobs
 from encord_assets_tests.processes import PATIENCE_SECONDS
 
@@ -66,3 +68,9 @@ def test_a_run_whose_code_does_not_load_fails(instance):
     assert run.status == dg.DagsterRunStatus.FAILURE
     logged = " ".join(record.message or "" for record in instance.all_logs(run.run_id))
     assert "Could not load job definition" in logged
+
+
+def test_what_the_forkserver_imports_starts_no_thread():
+    # a fork copies only the forking thread: a lock another thread held would stay held in every worker
+    probe = f"import {', '.join(PRELOAD)}, threading; print(threading.active_count(), open('/proc/self/status').read().split('Threads:')[1].split()[0])"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split() == ["1", "1"]
