@@ -73,4 +73,5 @@ def test_a_run_whose_code_does_not_load_fails(instance):
 def test_what_the_forkserver_imports_starts_no_thread():
     # a fork copies only the forking thread: a lock another thread held would stay held in every worker
     probe = f"import {', '.join(PRELOAD)}, threading; print(threading.active_count(), open('/proc/self/status').read().split('Threads:')[1].split()[0])"
+    # (every name must import, too: the forkserver would skip one silently)
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split() == ["1", "1"]
