@@ -137,6 +137,15 @@ def wait_for(instance, run_ids: list[str]) -> list:
         time.sleep(0.1)
 
 
+def busy_cores(since: tuple[float, float] | None = None):
+    """The machine's (busy, total) CPU seconds from /proc/stat; with `since`, the cores busy on average since."""
+    ticks = [int(n) for n in open("/proc/stat").readline().split()[1:]]
+    now = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))  # all but idle and iowait
+    if since is None:
+        return now
+    return (now[0] - since[0]) / (now[1] - since[1]) * os.cpu_count()
+
+
 PHASES = ("queued", "process start, code load", "asset step", "checks", "end")
 
 
@@ -248,9 +257,9 @@ def main() -> None:
                         submitted["runs"] = runs
                         return ", ".join(f"{method} x{count}" for method, count in picked.items())
 
-                    load = os.getloadavg()[0]
+                    load, cpu = os.getloadavg()[0], busy_cores()
                     ours = run(mirror, partitions)
-                    load_after = os.getloadavg()[0]
+                    load_after, cpu = os.getloadavg()[0], busy_cores(cpu)
                     rows = [phases(instance, r.run_id, asset) for r in submitted["runs"]]
                     noops = []
                     for _ in range(args.noop):
@@ -270,7 +279,8 @@ def main() -> None:
         print(f"| guide: download whole, extract | {guide_result[0]:.1f} | {guide_result[1] / 1e6:.0f} | {guide_result[2]} | - |")
         print(f"| ours: {len(keys)} runs through the queue | {ours[0]:.1f} | {ours[1] / 1e6:.0f} | {ours[2]} | {ours[3]} |")
         print(f"\nours / guide speed: {guide_result[0] / ours[0]:.2f}x; physical limit {limit:.1f} s (ours / limit {ours[0] / limit:.2f}); "
-              f"load average {load:.1f} before ours, {load_after:.1f} after; submitting took {submitted['seconds']:.1f} s")
+              f"load average {load:.1f} before ours, {load_after:.1f} after; {cpu:.1f} of {os.cpu_count()} cores busy during ours "
+              f"(every process on the machine); submitting took {submitted['seconds']:.1f} s")
         print(f"\nwhere the {len(rows)} runs' time went (event logs; the asset step's fetching {submitted['fetch']:.1f} s "
               f"and placing {submitted['place']:.1f} s summed over runs, from their metadata):\n")
         print(breakdown(rows))
