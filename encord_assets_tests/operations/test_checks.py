@@ -1,4 +1,6 @@
+import io
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -7,6 +9,7 @@ import imageio_ffmpeg
 import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from encord_assets.materialize import Materializer
 from encord_assets.mirror.media import jpeg_bytes
@@ -145,6 +148,45 @@ def test_decoders_by_extension_and_modality(tmp_path, clip):
         broken.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
         with pytest.raises(Undecodable):
             decode(broken)
+
+
+def full_decode_fails(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except OSError:
+        return True
+    return False
+
+
+def test_an_image_decodes_at_a_smaller_scale_yet_fails_where_a_full_decode_fails(tmp_path):
+    """decode_image decodes JPEGs in draft mode (1/8 scale): damaged files (cut anywhere, or with
+    random bytes or end markers written into the scan data) get the same verdict as a full decode."""
+    rng = random.Random(7)
+    verdicts = []
+    for n in range(60):
+        data = io.BytesIO()
+        Image.frombytes("RGB", (160, 120), rng.randbytes(160 * 120 * 3)).save(data, "JPEG", quality=85)
+        damaged = bytearray(data.getvalue())
+        at = rng.randrange(700, len(damaged) - 400)
+        if n % 3 == 0:
+            damaged = damaged[:at]
+        elif n % 3 == 1:
+            damaged[at : at + 300] = rng.randbytes(300)
+        else:
+            damaged[at : at + 20] = b"\xff\xd9" * 10
+        path = tmp_path / f"{n}.jpg"
+        path.write_bytes(bytes(damaged))
+        try:
+            decode_image(path)
+            caught = False
+        except Undecodable:
+            caught = True
+        verdicts.append((n % 3, caught, full_decode_fails(path)))
+    assert all(caught == full for _, caught, full in verdicts)
+    # every cut file is caught, and random bytes in the scan mostly; the rest decodes (to wrong pixels) either way
+    assert all(caught for kind, caught, _ in verdicts if kind == 0)
+    assert sum(caught for kind, caught, _ in verdicts if kind == 1) >= 5
 
 
 def test_a_clip_must_last_what_the_infos_say(tmp_path, clip):
