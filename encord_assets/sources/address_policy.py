@@ -12,24 +12,36 @@ proxy resolves each host, checks every address and connects to a checked one its
 goes through CONNECT, so TLS and certificate checks stay end to end. Refusals answer 403 with
 `blocked_address` in the reason, which img2dataset records as the row's error message. An
 answer longer than the proxy's byte limit is cut there: img2dataset holds each body in memory.
+
+The proxy is an asyncio relay in a process of its own: one request costs it a few tenths of a
+millisecond of CPU, which in the step's process would compete for one GIL with everything else
+there (tens of thousands of requests per partition). It stops when its standard input closes,
+so it never outlives the process that started it.
 """
 
+import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import os
+import pickle
 import socket
-import socketserver
-import threading
+import subprocess
+import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 Resolver = Callable[..., list]
-Connector = Callable[[tuple[str, int], float], socket.socket]
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Connector = Callable[[tuple[str, int]], Awaitable[Streams]]
 
 _MAX_HEADER_LINES = 200
-_MAX_LINE_BYTES = 65536
+# the request line and headers, read at once; a longer head is refused like a malformed one
+_MAX_HEAD_BYTES = 1 << 18
 _CHUNK = 1 << 16
+# resolutions waiting at once (each blocks a thread): as many as img2dataset's default connections
+_RESOLVERS = 64
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy")
 
 
@@ -80,121 +92,148 @@ class AddressPolicy:
                 raise BlockedAddress(f"blocked_address: {host} resolves to {problem}")
         return list(dict.fromkeys(found))
 
-    def connect(
-        self, host: str, port: int, timeout: float, resolve: Resolver = socket.getaddrinfo, connect: Connector = socket.create_connection
-    ) -> socket.socket:
+    async def connect(self, host: str, port: int, resolve: Resolver = socket.getaddrinfo, connect: Connector | None = None) -> Streams:
         """A connection to a checked address of `host` (the first one that answers)."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:  # a name: resolving it blocks, so in a thread of its own
+            addresses = await asyncio.get_running_loop().run_in_executor(None, self.addresses, host, port, resolve)
+        else:  # a literal address: `resolve` parses it without a lookup
+            addresses = self.addresses(host, port, resolve)
         error: OSError | None = None
-        for address in self.addresses(host, port, resolve):
+        for address in addresses:
             try:
-                return connect(address, timeout)
+                return await (connect or _open)(address)
             except OSError as failure:
                 error = failure
         raise error or OSError(f"{host} has no address")
 
 
-def _pipe(read: Callable[[int], bytes], destination: socket.socket, limit: int | None = None) -> None:
+async def _open(address: tuple[str, int]) -> Streams:
+    # `address` is numeric: asyncio connects to it without another resolution
+    return await asyncio.open_connection(*address, limit=_CHUNK)
+
+
+async def _pump(source: asyncio.StreamReader, destination: asyncio.StreamWriter, idle: asyncio.Timeout, timeout: float, limit: int | None = None) -> None:
+    """Copy until `source` ends (or `limit` bytes), then end `destination`; each chunk puts `idle` off."""
+    loop = asyncio.get_running_loop()
     sent = 0
-    try:
-        while chunk := read(_CHUNK):
-            if limit is not None and sent + len(chunk) > limit:
-                destination.sendall(chunk[: limit - sent])
-                break
-            destination.sendall(chunk)
-            sent += len(chunk)
-    except OSError:
-        pass
     with contextlib.suppress(OSError):
-        destination.shutdown(socket.SHUT_WR)
+        while chunk := await source.read(_CHUNK):
+            idle.reschedule(loop.time() + timeout)
+            if limit is not None and sent + len(chunk) > limit:
+                destination.write(chunk[: limit - sent])
+                break
+            destination.write(chunk)
+            sent += len(chunk)
+            await destination.drain()
+        if not destination.is_closing():
+            destination.write_eof()
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    server: "_Server"
+@dataclass(frozen=True)
+class _Relay:
+    policy: AddressPolicy
+    timeout_seconds: float
+    max_response_bytes: int
+    resolve: Resolver
+    connect: Connector | None
 
-    def handle(self) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            method, target, version = self.rfile.readline(_MAX_LINE_BYTES).decode("latin-1").split()
-            headers = []
-            for _ in range(_MAX_HEADER_LINES):
-                line = self.rfile.readline(_MAX_LINE_BYTES).decode("latin-1")
-                if line in ("\r\n", "\n", ""):
-                    break
-                headers.append(line.rstrip("\r\n"))
-        except (OSError, ValueError):
-            return
+            async with asyncio.timeout(self.timeout_seconds):
+                head = await reader.readuntil(b"\r\n\r\n")
+            request, *headers = head.decode("latin-1").split("\r\n")[:-2]
+            method, target, version = request.split()
+            if len(headers) > _MAX_HEADER_LINES:
+                return
+            await self._forward(reader, writer, method, target, version, headers)
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _forward(self, reader, writer, method: str, target: str, version: str, headers: list[str]) -> None:
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
-            self._relay(host.strip("[]"), int(port) if port.isdigit() else 443, b"HTTP/1.1 200 Connection established\r\n\r\n")
+            established = b"HTTP/1.1 200 Connection established\r\n\r\n"
+            await self._relay(reader, writer, host.strip("[]"), int(port) if port.isdigit() else 443, established)
             return
         url = urlsplit(target)
         if url.scheme != "http" or not url.hostname:
-            self._refuse(403, f"blocked_scheme: only http and https URLs are fetched, not {target[:200]!r}")
+            _refuse(writer, 403, f"blocked_scheme: only http and https URLs are fetched, not {target[:200]!r}")
             return
         try:
             port = url.port or 80
         except ValueError:
-            self._refuse(400, f"bad_url: {target[:200]!r} has no valid port")
+            _refuse(writer, 400, f"bad_url: {target[:200]!r} has no valid port")
             return
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         kept = [h for h in headers if not h.lower().startswith(("proxy-", "connection:", "keep-alive:"))]
         head = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""]).encode("latin-1")
         # a request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3): nothing
-        # more to forward, so no second thread (img2dataset's GETs are all of this kind)
+        # more to forward (img2dataset's GETs are all of this kind)
         has_body = any(h.lower().startswith(("content-length:", "transfer-encoding:")) for h in headers)
-        self._relay(url.hostname, port, head, to_upstream=True, forward_client=has_body)
+        await self._relay(reader, writer, url.hostname, port, head, to_upstream=True, forward_client=has_body)
 
-    def _refuse(self, status: int, reason: str) -> None:
-        reason = reason.replace("\r", " ").replace("\n", " ")
-        with contextlib.suppress(OSError):
-            self.wfile.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1", "replace"))
-
-    def _relay(self, host: str, port: int, first: bytes, to_upstream: bool = False, forward_client: bool = True) -> None:
-        policy, timeout = self.server.policy, self.server.timeout_seconds
+    async def _relay(self, reader, writer, host: str, port: int, first: bytes, to_upstream: bool = False, forward_client: bool = True) -> None:
         try:
-            upstream = policy.connect(host, port, timeout, self.server.resolve, self.server.connector)
+            async with asyncio.timeout(self.timeout_seconds):
+                upstream_reader, upstream = await self.policy.connect(host, port, self.resolve, self.connect)
         except BlockedAddress as blocked:
-            self._refuse(403, str(blocked))
+            _refuse(writer, 403, str(blocked))
             return
         except socket.gaierror as error:
-            self._refuse(502, f"host_not_found: {host}: {error.strerror}")
+            _refuse(writer, 502, f"host_not_found: {host}: {error.strerror}")
             return
         except (UnicodeError, ValueError) as error:  # a host name that cannot be encoded or parsed
-            self._refuse(400, f"bad_url: {host[:200]!r}: {error}")
+            _refuse(writer, 400, f"bad_url: {host[:200]!r}: {error}")
             return
         except OSError as error:
-            self._refuse(504 if isinstance(error, TimeoutError) else 502, f"cannot connect to {host}:{port}: {error}")
+            _refuse(writer, 504 if isinstance(error, TimeoutError) else 502, f"cannot connect to {host}:{port}: {error}")
             return
-        with upstream:
-            upstream.settimeout(timeout)
-            self.connection.settimeout(timeout)
-            try:
-                if to_upstream:
-                    upstream.sendall(first)
-                else:
-                    self.wfile.write(first)
-            except OSError:
-                return
-            if not forward_client:
-                _pipe(upstream.recv, self.connection, self.server.max_response_bytes)
-                return
-            outgoing = threading.Thread(target=_pipe, args=(self.rfile.read1, upstream), daemon=True)
-            outgoing.start()
-            _pipe(upstream.recv, self.connection, self.server.max_response_bytes)
-            outgoing.join(timeout)
+        try:
+            (upstream if to_upstream else writer).write(first)
+            async with asyncio.timeout(self.timeout_seconds) as idle:
+                answer = _pump(upstream_reader, writer, idle, self.timeout_seconds, self.max_response_bytes)
+                if not forward_client:
+                    await answer
+                    return
+                outgoing = asyncio.ensure_future(_pump(reader, upstream, idle, self.timeout_seconds))
+                try:
+                    await answer
+                finally:
+                    outgoing.cancel()
+        finally:
+            upstream.close()
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _refuse(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+    reason = reason.replace("\r", " ").replace("\n", " ")
+    writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1", "replace"))
 
-    def __init__(self, policy: AddressPolicy, timeout_seconds: float, max_response_bytes: int, resolve: Resolver, connector: Connector):
-        self.policy, self.timeout_seconds, self.resolve, self.connector = policy, timeout_seconds, resolve, connector
-        self.max_response_bytes = max_response_bytes
-        super().__init__(("127.0.0.1", 0), _Handler)
+
+async def _serve(relay: _Relay) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(_RESOLVERS, thread_name_prefix="resolve"))
+    server = await asyncio.start_server(relay.handle, "127.0.0.1", 0, limit=_MAX_HEAD_BYTES, backlog=256)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        # the parent closes our standard input when it is done with the proxy (or when it dies)
+        await loop.run_in_executor(None, sys.stdin.buffer.read)
+
+
+def serve() -> None:
+    """The proxy process: its settings arrive pickled on standard input; it prints its port."""
+    import uvloop  # libuv's loop: about half the CPU per request of asyncio's own (only this process needs it)
+
+    uvloop.run(_serve(_Relay(*pickle.load(sys.stdin.buffer))))
 
 
 class VettingProxy:
-    """A forwarding proxy on 127.0.0.1 that connects only where `policy` allows, for a `with` block."""
+    """A forwarding proxy on 127.0.0.1 that connects only where `policy` allows, for a `with` block.
+    `resolve` and `connect` (picklable: they run in the proxy's process) replace name resolution
+    and connecting to a checked address."""
 
     def __init__(
         self,
@@ -202,25 +241,49 @@ class VettingProxy:
         timeout_seconds: float,
         max_response_bytes: int = 64 << 20,
         resolve: Resolver = socket.getaddrinfo,
-        connect: Connector = socket.create_connection,
+        connect: Connector | None = None,
     ):
-        self._server = _Server(policy, timeout_seconds, max_response_bytes, resolve, connect)
-        # a short poll keeps shutdown() quick: a proxy lives for one img2dataset call
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="vetting-proxy", daemon=True)
+        self._settings = pickle.dumps((policy, timeout_seconds, max_response_bytes, resolve, connect))
+        self._process: subprocess.Popen | None = None
+        self._port = 0
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> "VettingProxy":
-        self._thread.start()
+        # its own session: Ctrl-C reaches the step, which then closes the proxy
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from encord_assets.sources.address_policy import serve; serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)},
+            start_new_session=True,
+        )
+        try:
+            self._process.stdin.write(self._settings)
+            self._process.stdin.flush()
+            port = self._process.stdout.readline()
+            if not port.strip().isdigit():
+                raise RuntimeError(f"the vetting proxy did not start (exit status {self._process.poll()})")
+        except BaseException:
+            self.__exit__()
+            raise
+        self._port = int(port)
         return self
 
     def __exit__(self, *_) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
 
     @contextlib.contextmanager
     def as_environment(self):

@@ -5,12 +5,14 @@ itself, and through the proxy with test hostnames that resolve to them and a con
 that records every call (it refuses anything outside loopback instead of sending a packet).
 """
 
+import asyncio
 import http.server
 import ipaddress
 import os
 import socket
 import threading
 import urllib.request
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -52,16 +54,23 @@ def resolve(host, port, *args, **kwargs):
 
 
 class RecordingConnector:
-    """Records every connection asked of it; opens only loopback ones."""
+    """Records every connection asked of it in a file (it runs in the proxy's process); opens only
+    loopback ones."""
 
-    def __init__(self):
-        self.calls: list[tuple[str, int]] = []
+    def __init__(self, record: Path):
+        self.record = record
 
-    def __call__(self, address, timeout):
-        self.calls.append(address)
+    async def __call__(self, address):
+        with self.record.open("a") as record:
+            record.write(f"{address[0]} {address[1]}\n")
         if not ipaddress.ip_address(address[0]).is_loopback:
             raise AssertionError(f"a test asked to connect to {address}")
-        return socket.create_connection(address, timeout)
+        return await asyncio.open_connection(*address)
+
+    @property
+    def calls(self) -> list[tuple[str, int]]:
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        return [(host, int(port)) for host, port in (line.split() for line in lines)]
 
 
 @pytest.mark.parametrize(
@@ -98,8 +107,8 @@ def test_public_addresses_pass_and_allowed_networks_open_only_what_they_name():
         policy.addresses("metadata.test", 80, resolve)
 
 
-def fetch_through_proxy(download, urls, policy=AddressPolicy()):
-    connector = RecordingConnector()
+def fetch_through_proxy(download, urls, record, policy=AddressPolicy()):
+    connector = RecordingConnector(record)
     with VettingProxy(policy, 5, resolve=resolve, connect=connector) as proxy, proxy.as_environment():
         urllib.request.install_opener(None)
         results = [download(url) for url in urls]
@@ -122,8 +131,8 @@ def fetch_through_proxy(download, urls, policy=AddressPolicy()):
         "https://loopback.test/a.jpg",
     ],
 )
-def test_img2dataset_never_connects_to_a_blocked_host(img2dataset_download, url):
-    ((_, stream, error),), calls = fetch_through_proxy(img2dataset_download, [url])
+def test_img2dataset_never_connects_to_a_blocked_host(img2dataset_download, url, tmp_path):
+    ((_, stream, error),), calls = fetch_through_proxy(img2dataset_download, [url], tmp_path / "connections")
     assert stream is None and calls == []
     assert outcome_of("failed_to_download", error)[:2] == (True, "blocked_address"), error
 
@@ -157,11 +166,12 @@ def redirecting_server():
     server.server_close()
 
 
-def test_each_redirect_is_checked_again(img2dataset_download, redirecting_server):
+def test_each_redirect_is_checked_again(img2dataset_download, redirecting_server, tmp_path):
     port = int(redirecting_server.rsplit(":", 1)[1])
     (blocked, followed), calls = fetch_through_proxy(
         img2dataset_download,
         [f"{redirecting_server}/to-metadata", f"{redirecting_server}/to-self"],
+        tmp_path / "connections",
         AddressPolicy.from_setting("127.0.0.1/32"),
     )
     assert outcome_of("failed_to_download", blocked[2])[:2] == (True, "blocked_address"), blocked[2]
