@@ -33,13 +33,12 @@ from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 Resolver = Callable[..., list]
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-Connector = Callable[[tuple[str, int]], Awaitable[Streams]]
+# (protocol factory, checked address) -> a connection to that address, like loop.create_connection
+Connector = Callable[[Callable[[], asyncio.Protocol], tuple[str, int]], Awaitable[tuple[asyncio.Transport, asyncio.Protocol]]]
 
 _MAX_HEADER_LINES = 200
 # the request line and headers, read at once; a longer head is refused like a malformed one
 _MAX_HEAD_BYTES = 1 << 18
-_CHUNK = 1 << 16
 # resolutions waiting at once (each blocks a thread): as many as img2dataset's default connections
 _RESOLVERS = 64
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy")
@@ -92,8 +91,10 @@ class AddressPolicy:
                 raise BlockedAddress(f"blocked_address: {host} resolves to {problem}")
         return list(dict.fromkeys(found))
 
-    async def connect(self, host: str, port: int, resolve: Resolver = socket.getaddrinfo, connect: Connector | None = None) -> Streams:
-        """A connection to a checked address of `host` (the first one that answers)."""
+    async def connect(
+        self, host: str, port: int, protocol: Callable[[], asyncio.Protocol], resolve: Resolver = socket.getaddrinfo, connect: Connector | None = None
+    ) -> tuple[asyncio.Transport, asyncio.Protocol]:
+        """A connection to a checked address of `host` (the first one that answers), served by `protocol()`."""
         try:
             ipaddress.ip_address(host)
         except ValueError:  # a name: resolving it blocks, so in a thread of its own
@@ -103,32 +104,15 @@ class AddressPolicy:
         error: OSError | None = None
         for address in addresses:
             try:
-                return await (connect or _open)(address)
+                return await (connect or _open)(protocol, address)
             except OSError as failure:
                 error = failure
         raise error or OSError(f"{host} has no address")
 
 
-async def _open(address: tuple[str, int]) -> Streams:
+async def _open(protocol: Callable[[], asyncio.Protocol], address: tuple[str, int]) -> tuple[asyncio.Transport, asyncio.Protocol]:
     # `address` is numeric: asyncio connects to it without another resolution
-    return await asyncio.open_connection(*address, limit=_CHUNK)
-
-
-async def _pump(source: asyncio.StreamReader, destination: asyncio.StreamWriter, idle: asyncio.Timeout, timeout: float, limit: int | None = None) -> None:
-    """Copy until `source` ends (or `limit` bytes), then end `destination`; each chunk puts `idle` off."""
-    loop = asyncio.get_running_loop()
-    sent = 0
-    with contextlib.suppress(OSError):
-        while chunk := await source.read(_CHUNK):
-            idle.reschedule(loop.time() + timeout)
-            if limit is not None and sent + len(chunk) > limit:
-                destination.write(chunk[: limit - sent])
-                break
-            destination.write(chunk)
-            sent += len(chunk)
-            await destination.drain()
-        if not destination.is_closing():
-            destination.write_eof()
+    return await asyncio.get_running_loop().create_connection(protocol, *address)
 
 
 @dataclass(frozen=True)
@@ -139,34 +123,71 @@ class _Relay:
     resolve: Resolver
     connect: Connector | None
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                head = await reader.readuntil(b"\r\n\r\n")
-            request, *headers = head.decode("latin-1").split("\r\n")[:-2]
-            method, target, version = request.split()
-            if len(headers) > _MAX_HEADER_LINES:
-                return
-            await self._forward(reader, writer, method, target, version, headers)
-        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
 
-    async def _forward(self, reader, writer, method: str, target: str, version: str, headers: list[str]) -> None:
+class _Client(asyncio.Protocol):
+    """A connection from img2dataset: its request head is read here, then bytes are relayed between
+    it and the upstream connection (`_Upstream`) as they come, with back-pressure both ways.
+    The pair is closed once either side is done, or after `timeout_seconds` without a byte."""
+
+    def __init__(self, relay: _Relay):
+        self.relay = relay
+        self.buffer = b""  # the head until it is complete, then the bytes that followed it
+        self.upstream: _Upstream | None = None
+        self.forward = False  # whether the client's later bytes go upstream (a tunnel, a request body)
+        self.connecting = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport, self.loop = transport, asyncio.get_running_loop()
+        self.active = self.loop.time()
+        self.timer = self.loop.call_later(self.relay.timeout_seconds, self._idle)
+
+    def _idle(self) -> None:
+        # one timer per pair, moved on only when it fires: bytes merely note the time
+        wait = self.active + self.relay.timeout_seconds - self.loop.time()
+        if self.connecting or wait > 0:  # connecting has a timeout of its own
+            self.timer = self.loop.call_later(self.relay.timeout_seconds if self.connecting else wait, self._idle)
+        else:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.active = self.loop.time()
+        if self.upstream is not None:
+            if self.forward:
+                self.upstream.transport.write(data)
+            return
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > _MAX_HEAD_BYTES:
+                self.transport.close()
+            return
+        head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4 :]
+        self.transport.pause_reading()
+        try:
+            request, *headers = head.split("\r\n")
+            method, target, version = request.split()
+        except ValueError:
+            self.transport.close()
+            return
+        if len(headers) > _MAX_HEADER_LINES:
+            self.transport.close()
+            return
+        self._request(method, target, version, headers)
+
+    def _request(self, method: str, target: str, version: str, headers: list[str]) -> None:
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
             established = b"HTTP/1.1 200 Connection established\r\n\r\n"
-            await self._relay(reader, writer, host.strip("[]"), int(port) if port.isdigit() else 443, established)
+            self._relay(host.strip("[]"), int(port) if port.isdigit() else 443, established)
             return
         url = urlsplit(target)
         if url.scheme != "http" or not url.hostname:
-            _refuse(writer, 403, f"blocked_scheme: only http and https URLs are fetched, not {target[:200]!r}")
+            self._refuse(403, f"blocked_scheme: only http and https URLs are fetched, not {target[:200]!r}")
             return
         try:
             port = url.port or 80
         except ValueError:
-            _refuse(writer, 400, f"bad_url: {target[:200]!r} has no valid port")
+            self._refuse(400, f"bad_url: {target[:200]!r} has no valid port")
             return
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         kept = [h for h in headers if not h.lower().startswith(("proxy-", "connection:", "keep-alive:"))]
@@ -174,49 +195,110 @@ class _Relay:
         # a request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3): nothing
         # more to forward (img2dataset's GETs are all of this kind)
         has_body = any(h.lower().startswith(("content-length:", "transfer-encoding:")) for h in headers)
-        await self._relay(reader, writer, url.hostname, port, head, to_upstream=True, forward_client=has_body)
+        self._relay(url.hostname, port, head, to_upstream=True, forward=has_body)
 
-    async def _relay(self, reader, writer, host: str, port: int, first: bytes, to_upstream: bool = False, forward_client: bool = True) -> None:
+    def _relay(self, host: str, port: int, first: bytes, to_upstream: bool = False, forward: bool = True) -> None:
+        self.connecting = True
+        self.loop.create_task(self._open(host, port, first, to_upstream, forward))
+
+    async def _open(self, host: str, port: int, first: bytes, to_upstream: bool, forward: bool) -> None:
+        relay = self.relay
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                upstream_reader, upstream = await self.policy.connect(host, port, self.resolve, self.connect)
+            async with asyncio.timeout(relay.timeout_seconds):
+                transport, upstream = await relay.policy.connect(host, port, lambda: _Upstream(self), relay.resolve, relay.connect)
         except BlockedAddress as blocked:
-            _refuse(writer, 403, str(blocked))
+            self._refuse(403, str(blocked))
             return
         except socket.gaierror as error:
-            _refuse(writer, 502, f"host_not_found: {host}: {error.strerror}")
+            self._refuse(502, f"host_not_found: {host}: {error.strerror}")
             return
         except (UnicodeError, ValueError) as error:  # a host name that cannot be encoded or parsed
-            _refuse(writer, 400, f"bad_url: {host[:200]!r}: {error}")
+            self._refuse(400, f"bad_url: {host[:200]!r}: {error}")
             return
         except OSError as error:
-            _refuse(writer, 504 if isinstance(error, TimeoutError) else 502, f"cannot connect to {host}:{port}: {error}")
+            self._refuse(504 if isinstance(error, TimeoutError) else 502, f"cannot connect to {host}:{port}: {error}")
             return
-        try:
-            (upstream if to_upstream else writer).write(first)
-            async with asyncio.timeout(self.timeout_seconds) as idle:
-                answer = _pump(upstream_reader, writer, idle, self.timeout_seconds, self.max_response_bytes)
-                if not forward_client:
-                    await answer
-                    return
-                outgoing = asyncio.ensure_future(_pump(reader, upstream, idle, self.timeout_seconds))
-                try:
-                    await answer
-                finally:
-                    outgoing.cancel()
         finally:
-            upstream.close()
+            self.connecting = False
+        if self.transport.is_closing():  # the client hung up meanwhile
+            transport.close()
+            return
+        self.upstream, self.forward = upstream, forward
+        (transport if to_upstream else self.transport).write(first)
+        if forward and self.buffer:
+            transport.write(self.buffer)
+        self.buffer = b""
+        # reading on also when nothing more is forwarded: that is how a client hanging up is seen
+        self.transport.resume_reading()
+
+    def _refuse(self, status: int, reason: str) -> None:
+        reason = reason.replace("\r", " ").replace("\n", " ")
+        self.transport.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1", "replace"))
+        self.transport.close()
+
+    def eof_received(self) -> bool:
+        if self.upstream is not None and self.forward and self.upstream.transport.can_write_eof():
+            self.upstream.transport.write_eof()
+            return True  # half-closed: the answer still comes back
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+        if self.upstream is not None:
+            self.upstream.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.resume_reading()
 
 
-def _refuse(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
-    reason = reason.replace("\r", " ").replace("\n", " ")
-    writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1", "replace"))
+class _Upstream(asyncio.Protocol):
+    """The connection to the checked address: its bytes go to the client, up to the byte limit."""
+
+    def __init__(self, client: _Client):
+        self.client = client
+        self.room = client.relay.max_response_bytes
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client.transport
+        self.client.active = self.client.loop.time()
+        if client.is_closing():
+            self.transport.close()
+            return
+        if len(data) > self.room:  # cut: img2dataset would hold all of it in memory
+            client.write(data[: self.room])
+            client.close()
+            self.transport.close()
+            return
+        self.room -= len(data)
+        client.write(data)
+
+    def eof_received(self) -> bool:
+        # the answer is complete (every request says `Connection: close`) or the tunnel ended
+        self.client.transport.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.transport.close()
+
+    def pause_writing(self) -> None:
+        self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client.transport.resume_reading()
 
 
 async def _serve(relay: _Relay) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(_RESOLVERS, thread_name_prefix="resolve"))
-    server = await asyncio.start_server(relay.handle, "127.0.0.1", 0, limit=_MAX_HEAD_BYTES, backlog=256)
+    server = await loop.create_server(lambda: _Client(relay), "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         # the parent closes our standard input when it is done with the proxy (or when it dies)

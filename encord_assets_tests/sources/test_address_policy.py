@@ -60,12 +60,12 @@ class RecordingConnector:
     def __init__(self, record: Path):
         self.record = record
 
-    async def __call__(self, address):
+    async def __call__(self, protocol, address):
         with self.record.open("a") as record:
             record.write(f"{address[0]} {address[1]}\n")
         if not ipaddress.ip_address(address[0]).is_loopback:
             raise AssertionError(f"a test asked to connect to {address}")
-        return await asyncio.open_connection(*address)
+        return await asyncio.get_running_loop().create_connection(protocol, *address)
 
     @property
     def calls(self) -> list[tuple[str, int]]:
