@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -281,3 +282,35 @@ def test_a_gcc_row_pointing_at_loopback_is_blocked_and_the_listener_hears_nothin
     assert (row["outcome"], row["error_class"]) == ("unavailable", "blocked_address"), row
     assert "127.0.0.1 is a loopback address" in row["error_message"]
     assert accepted == []
+
+
+def test_a_large_answer_to_a_slow_reader_arrives_whole_and_idle_connections_are_closed():
+    """Back-pressure: the proxy holds back the upstream while the client is slow, and loses nothing;
+    a client that sends nothing is hung up on after the timeout; the proxy ends with its block."""
+    body = os.urandom(8 << 20)
+    upstream = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        connection, _ = upstream.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    threading.Thread(target=answer, daemon=True).start()
+    with VettingProxy(AddressPolicy.from_setting("127.0.0.1/32"), 2) as proxy:
+        proxy_address = ("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))
+        with socket.create_connection(proxy_address, 10) as client:
+            client.sendall(f"GET http://127.0.0.1:{upstream.getsockname()[1]}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = bytearray()
+            while chunk := client.recv(1 << 16):
+                received += chunk
+                if len(received) < (2 << 20):
+                    time.sleep(0.002)  # slower than loopback for the first megabytes
+        with socket.create_connection(proxy_address, 10) as idle:
+            started = time.monotonic()
+            assert idle.recv(100) == b""
+            assert 1.5 < time.monotonic() - started < 6
+    upstream.close()
+    assert received.endswith(body) and received.startswith(b"HTTP/1.1 200 OK")
+    with pytest.raises(OSError):
+        socket.create_connection(proxy_address, 2)
