@@ -146,13 +146,13 @@ class _Client(asyncio.Protocol):
         wait = self.active + self.relay.timeout_seconds - self.loop.time()
         if self.connecting or wait > 0:  # connecting has a timeout of its own
             self.timer = self.loop.call_later(self.relay.timeout_seconds if self.connecting else wait, self._idle)
-        else:
-            self.transport.close()
+        else:  # at once, buffered bytes and all: a peer that reads nothing would keep a closing pair open
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self.active = self.loop.time()
         if self.upstream is not None:
-            if self.forward:
+            if self.forward and not self.upstream.transport.is_closing():
                 self.upstream.transport.write(data)
             return
         self.buffer += data
@@ -232,15 +232,18 @@ class _Client(asyncio.Protocol):
         self.transport.resume_reading()
 
     def _refuse(self, status: int, reason: str) -> None:
+        if self.transport.is_closing():  # the client hung up meanwhile
+            return
         reason = reason.replace("\r", " ").replace("\n", " ")
         self.transport.write(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1", "replace"))
         self.transport.close()
 
     def eof_received(self) -> bool:
-        if self.upstream is not None and self.forward and self.upstream.transport.can_write_eof():
+        if self.upstream is None:
+            return False
+        if self.forward and not self.upstream.transport.is_closing():
             self.upstream.transport.write_eof()
-            return True  # half-closed: the answer still comes back
-        return False
+        return True  # half-closed: the answer still comes back
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.timer.cancel()

@@ -285,8 +285,9 @@ def test_a_gcc_row_pointing_at_loopback_is_blocked_and_the_listener_hears_nothin
 
 
 def test_a_large_answer_to_a_slow_reader_arrives_whole_and_idle_connections_are_closed():
-    """Back-pressure: the proxy holds back the upstream while the client is slow, and loses nothing;
-    a client that sends nothing is hung up on after the timeout; the proxy ends with its block."""
+    """Back-pressure: the proxy holds back the upstream while the client is slow, and loses nothing
+    (also to a client that half-closed after its request); a client that sends nothing is hung up
+    on after the timeout; the proxy ends with its block."""
     body = os.urandom(8 << 20)
     upstream = socket.create_server(("127.0.0.1", 0))
 
@@ -301,6 +302,7 @@ def test_a_large_answer_to_a_slow_reader_arrives_whole_and_idle_connections_are_
         proxy_address = ("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))
         with socket.create_connection(proxy_address, 10) as client:
             client.sendall(f"GET http://127.0.0.1:{upstream.getsockname()[1]}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            client.shutdown(socket.SHUT_WR)  # a client done sending still gets its answer
             received = bytearray()
             while chunk := client.recv(1 << 16):
                 received += chunk
