@@ -7,11 +7,14 @@
    run without its check steps) and the asset with its checks.
 2. Members/s and MB/s of our streamed extraction of a tar.gz from the mirror's Hub
    (302 to its CDN) vs `tarfile` reading the same stream with no extraction.
-3. Seconds of an in-process no-op run (every file present, manifest written) of a GCC partition
+3. Requests/s of urllib threads (as many as img2dataset's default connections) fetching mirror
+   images through the vetting proxy vs straight from the mirror, and the CPU the proxy's process
+   spends per request.
+4. Seconds of an in-process no-op run (every file present, manifest written) of a GCC partition
    of `--noop-rows` rows against one of 80 rows, the asset alone and with its checks: what grows
    with a partition's rows.
 
-    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500] [--noop-rows 8000]
+    uv run python benchmarks/url_images_and_archives.py [--images 600] [--members 1500] [--requests 4000] [--noop-rows 8000]
 """
 
 import argparse
@@ -104,6 +107,40 @@ def bench_images(work: Path, count: int, link=None) -> dict:
         placed = len(list((work / "root/e-mm1_1m_only/image").glob("*.jpg")))
     assert placed == direct_files == count, (placed, direct_files, count)
     return {"images": count, "ours_s": ours, "checks": checks, "direct_s": direct, **steps}
+
+
+def bench_proxy(work: Path, count: int, threads: int = 64) -> dict:
+    import resource
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from encord_assets.mirror import url_images
+    from encord_assets.mirror.server import Mirror, MirrorServer
+    from encord_assets.sources.address_policy import AddressPolicy, VettingProxy
+
+    MirrorServer.request_queue_size = 1024  # as in bench_images
+    with Mirror(work) as mirror:
+        url_images.routes(mirror)
+        urls = [f"{mirror.url}/urlimages/http/img{n % 50}.example.com/{n}.jpg" for n in range(count)]
+
+        def fetch_all(opener: urllib.request.OpenerDirector) -> float:
+            def fetch(url: str) -> int:
+                with opener.open(url, timeout=20) as answer:
+                    return len(answer.read())
+
+            started = time.monotonic()
+            with ThreadPoolExecutor(threads) as pool:
+                assert all(pool.map(fetch, urls))
+            return time.monotonic() - started
+
+        direct = fetch_all(urllib.request.build_opener(urllib.request.ProxyHandler({})))
+        # the proxy is this process's only child reaped meanwhile
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with VettingProxy(AddressPolicy.from_setting("127.0.0.1/32"), 20) as proxy:
+            proxied = fetch_all(urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url})))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"requests": count, "threads": threads, "direct_s": direct, "proxied_s": proxied, "cpu_ms": cpu / count * 1000}
 
 
 def bench_noop(work: Path, rows: int, small: int) -> dict:
@@ -208,9 +245,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--members", type=int, default=1500)
     parser.add_argument("--noop-rows", type=int, default=8000)
+    parser.add_argument("--requests", type=int, default=4000, help="requests through the vetting proxy")
     parser.add_argument("--mbit", type=float, default=0.0, help="URL images over a link of this bandwidth (0: raw loopback)")
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="... and this round trip")
-    parser.add_argument("--parts", default="images,archive,noop")
+    parser.add_argument("--parts", default="images,archive,proxy,noop")
     args = parser.parse_args()
     from encord_assets.mirror.server import Link
 
@@ -221,6 +259,7 @@ def main() -> None:
         noop = bench_noop(Path(tmp) / "noop", args.noop_rows, 80) if "noop" in parts else None
         archive = bench_archive(Path(tmp) / "archive", args.members) if "archive" in parts else None
         images = bench_images(Path(tmp) / "images", args.images, link) if "images" in parts else None
+        proxy = bench_proxy(Path(tmp) / "proxy", args.requests) if "proxy" in parts else None
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
     if images:
@@ -234,6 +273,11 @@ def main() -> None:
             f"  ours {images['ours_s']:.1f} s: fetch {images['fetch']:.1f} (img2dataset {direct:.1f} s alone), "
             f"place {images['place']:.1f}, checks {images['checks']:.1f}, rest of the run {rest:.1f}"
         )
+    if proxy:
+        name = f"vetting proxy, requests/s ({proxy['requests']:,}, {proxy['threads']} urllib threads) vs direct"
+        ours, direct = proxy["requests"] / proxy["proxied_s"], proxy["requests"] / proxy["direct_s"]
+        print(f"{name:58} {ours:10.0f} {direct:10.0f} {ours / direct:7.2f}")
+        print(f"  the proxy's process: {proxy['cpu_ms']:.3f} ms of CPU per request (its start-up included)")
     if noop:
         for label, what in (("asset", "asset alone"), ("checks_first", "with its checks, first"), ("checks", "with its checks, next")):
             name = f"no-op run, {what}, s ({noop['rows']:,} rows vs {noop['small']})"
