@@ -48,6 +48,11 @@ class BlockedAddress(Exception):
     """The host resolves to an address URL sources must not reach."""
 
 
+async def _connect(protocol: Callable[[], asyncio.Protocol], address: tuple[str, int]) -> tuple[asyncio.Transport, asyncio.Protocol]:
+    # `address` is numeric: asyncio connects to it without another resolution
+    return await asyncio.get_running_loop().create_connection(protocol, *address)
+
+
 def parse_networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Networks from `127.0.0.1/32, 10.0.0.0/8` (addresses alone mean themselves)."""
     return tuple(ipaddress.ip_network(part, strict=False) for part in spec.replace(",", " ").split())
@@ -92,7 +97,7 @@ class AddressPolicy:
         return list(dict.fromkeys(found))
 
     async def connect(
-        self, host: str, port: int, protocol: Callable[[], asyncio.Protocol], resolve: Resolver = socket.getaddrinfo, connect: Connector | None = None
+        self, host: str, port: int, protocol: Callable[[], asyncio.Protocol], resolve: Resolver = socket.getaddrinfo, connect: Connector = _connect
     ) -> tuple[asyncio.Transport, asyncio.Protocol]:
         """A connection to a checked address of `host` (the first one that answers), served by `protocol()`."""
         try:
@@ -104,15 +109,10 @@ class AddressPolicy:
         error: OSError | None = None
         for address in addresses:
             try:
-                return await (connect or _open)(protocol, address)
+                return await connect(protocol, address)
             except OSError as failure:
                 error = failure
         raise error or OSError(f"{host} has no address")
-
-
-async def _open(protocol: Callable[[], asyncio.Protocol], address: tuple[str, int]) -> tuple[asyncio.Transport, asyncio.Protocol]:
-    # `address` is numeric: asyncio connects to it without another resolution
-    return await asyncio.get_running_loop().create_connection(protocol, *address)
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class _Relay:
     timeout_seconds: float
     max_response_bytes: int
     resolve: Resolver
-    connect: Connector | None
+    connect: Connector
 
 
 class _Client(asyncio.Protocol):
@@ -199,7 +199,8 @@ class _Client(asyncio.Protocol):
 
     def _relay(self, host: str, port: int, first: bytes, to_upstream: bool = False, forward: bool = True) -> None:
         self.connecting = True
-        self.loop.create_task(self._open(host, port, first, to_upstream, forward))
+        # held here: the loop keeps only a weak reference to its tasks
+        self.opening = self.loop.create_task(self._open(host, port, first, to_upstream, forward))
 
     async def _open(self, host: str, port: int, first: bytes, to_upstream: bool, forward: bool) -> None:
         relay = self.relay
@@ -326,7 +327,7 @@ class VettingProxy:
         timeout_seconds: float,
         max_response_bytes: int = 64 << 20,
         resolve: Resolver = socket.getaddrinfo,
-        connect: Connector | None = None,
+        connect: Connector = _connect,
     ):
         self._settings = pickle.dumps((policy, timeout_seconds, max_response_bytes, resolve, connect))
         self._process: subprocess.Popen | None = None
