@@ -180,7 +180,11 @@ class _Client(asyncio.Protocol):
             established = b"HTTP/1.1 200 Connection established\r\n\r\n"
             self._relay(host.strip("[]"), int(port) if port.isdigit() else 443, established)
             return
-        url = urlsplit(target)
+        try:
+            url = urlsplit(target)
+        except ValueError:  # such as an unclosed [IPv6 literal
+            self._refuse(400, f"bad_url: {target[:200]!r} cannot be parsed")
+            return
         if url.scheme != "http" or not url.hostname:
             self._refuse(403, f"blocked_scheme: only http and https URLs are fetched, not {target[:200]!r}")
             return

@@ -236,6 +236,7 @@ def test_a_request_body_is_forwarded_and_a_bodyless_request_answered():
         ("GET http://127.0.0.1:port/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
         ("GET ftp://127.0.0.1/x.jpg HTTP/1.1", b"HTTP/1.1 403 blocked_scheme: "),
         ("GET http://host\u00e9..invalid/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
+        ("GET http://[::1/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
     ],
 )
 def test_the_proxy_refuses_malformed_requests(request_line, answer):
