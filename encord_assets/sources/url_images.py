@@ -12,8 +12,9 @@ step runs it there when it can (Dagster's in-process executor and the step proce
 the multiprocess executor both run steps in their main thread), and otherwise in a child
 process. The previous handler is restored afterwards so Ctrl-C keeps reaching Dagster.
 
-Only http(s) URLs are handed over, and img2dataset reaches them through a proxy that refuses
-loopback, link-local, private and multicast addresses unless allowed (`address_policy.py`).
+Only http(s) URLs are handed over, and img2dataset reaches them through a proxy (a process of
+its own) that refuses loopback, link-local, private and multicast addresses unless allowed
+(`address_policy.py`).
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class UrlImages(dg.ConfigurableResource):
                 user_agent_token=self.user_agent,
                 enable_wandb=False,
                 extract_exif=False,
-                compute_hash="sha256",
+                # placing hashes every file anyway: img2dataset's own column would go unread
+                compute_hash=None,
                 incremental_mode="incremental",
             )
         self._record(output, log)

@@ -5,12 +5,15 @@ itself, and through the proxy with test hostnames that resolve to them and a con
 that records every call (it refuses anything outside loopback instead of sending a packet).
 """
 
+import asyncio
 import http.server
 import ipaddress
 import os
 import socket
 import threading
+import time
 import urllib.request
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -52,16 +55,23 @@ def resolve(host, port, *args, **kwargs):
 
 
 class RecordingConnector:
-    """Records every connection asked of it; opens only loopback ones."""
+    """Records every connection asked of it in a file (it runs in the proxy's process); opens only
+    loopback ones."""
 
-    def __init__(self):
-        self.calls: list[tuple[str, int]] = []
+    def __init__(self, record: Path):
+        self.record = record
 
-    def __call__(self, address, timeout):
-        self.calls.append(address)
+    async def __call__(self, protocol, address):
+        with self.record.open("a") as record:
+            record.write(f"{address[0]} {address[1]}\n")
         if not ipaddress.ip_address(address[0]).is_loopback:
             raise AssertionError(f"a test asked to connect to {address}")
-        return socket.create_connection(address, timeout)
+        return await asyncio.get_running_loop().create_connection(protocol, *address)
+
+    @property
+    def calls(self) -> list[tuple[str, int]]:
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        return [(host, int(port)) for host, port in (line.split() for line in lines)]
 
 
 @pytest.mark.parametrize(
@@ -98,8 +108,8 @@ def test_public_addresses_pass_and_allowed_networks_open_only_what_they_name():
         policy.addresses("metadata.test", 80, resolve)
 
 
-def fetch_through_proxy(download, urls, policy=AddressPolicy()):
-    connector = RecordingConnector()
+def fetch_through_proxy(download, urls, record, policy=AddressPolicy()):
+    connector = RecordingConnector(record)
     with VettingProxy(policy, 5, resolve=resolve, connect=connector) as proxy, proxy.as_environment():
         urllib.request.install_opener(None)
         results = [download(url) for url in urls]
@@ -122,8 +132,8 @@ def fetch_through_proxy(download, urls, policy=AddressPolicy()):
         "https://loopback.test/a.jpg",
     ],
 )
-def test_img2dataset_never_connects_to_a_blocked_host(img2dataset_download, url):
-    ((_, stream, error),), calls = fetch_through_proxy(img2dataset_download, [url])
+def test_img2dataset_never_connects_to_a_blocked_host(img2dataset_download, url, tmp_path):
+    ((_, stream, error),), calls = fetch_through_proxy(img2dataset_download, [url], tmp_path / "connections")
     assert stream is None and calls == []
     assert outcome_of("failed_to_download", error)[:2] == (True, "blocked_address"), error
 
@@ -157,11 +167,12 @@ def redirecting_server():
     server.server_close()
 
 
-def test_each_redirect_is_checked_again(img2dataset_download, redirecting_server):
+def test_each_redirect_is_checked_again(img2dataset_download, redirecting_server, tmp_path):
     port = int(redirecting_server.rsplit(":", 1)[1])
     (blocked, followed), calls = fetch_through_proxy(
         img2dataset_download,
         [f"{redirecting_server}/to-metadata", f"{redirecting_server}/to-self"],
+        tmp_path / "connections",
         AddressPolicy.from_setting("127.0.0.1/32"),
     )
     assert outcome_of("failed_to_download", blocked[2])[:2] == (True, "blocked_address"), blocked[2]
@@ -225,6 +236,7 @@ def test_a_request_body_is_forwarded_and_a_bodyless_request_answered():
         ("GET http://127.0.0.1:port/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
         ("GET ftp://127.0.0.1/x.jpg HTTP/1.1", b"HTTP/1.1 403 blocked_scheme: "),
         ("GET http://host\u00e9..invalid/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
+        ("GET http://[::1/x.jpg HTTP/1.1", b"HTTP/1.1 400 bad_url: "),
     ],
 )
 def test_the_proxy_refuses_malformed_requests(request_line, answer):
@@ -271,3 +283,37 @@ def test_a_gcc_row_pointing_at_loopback_is_blocked_and_the_listener_hears_nothin
     assert (row["outcome"], row["error_class"]) == ("unavailable", "blocked_address"), row
     assert "127.0.0.1 is a loopback address" in row["error_message"]
     assert accepted == []
+
+
+def test_a_large_answer_to_a_slow_reader_arrives_whole_and_idle_connections_are_closed():
+    """Back-pressure: the proxy holds back the upstream while the client is slow, and loses nothing
+    (also to a client that half-closed after its request); a client that sends nothing is hung up
+    on after the timeout; the proxy ends with its block."""
+    body = os.urandom(8 << 20)
+    upstream = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        connection, _ = upstream.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    threading.Thread(target=answer, daemon=True).start()
+    with VettingProxy(AddressPolicy.from_setting("127.0.0.1/32"), 2) as proxy:
+        proxy_address = ("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))
+        with socket.create_connection(proxy_address, 10) as client:
+            client.sendall(f"GET http://127.0.0.1:{upstream.getsockname()[1]}/big HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            client.shutdown(socket.SHUT_WR)  # a client done sending still gets its answer
+            received = bytearray()
+            while chunk := client.recv(1 << 16):
+                received += chunk
+                if len(received) < (2 << 20):
+                    time.sleep(0.002)  # slower than loopback for the first megabytes
+        with socket.create_connection(proxy_address, 10) as idle:
+            started = time.monotonic()
+            assert idle.recv(100) == b""
+            assert 1.5 < time.monotonic() - started < 6
+    upstream.close()
+    assert received.endswith(body) and received.startswith(b"HTTP/1.1 200 OK")
+    with pytest.raises(OSError):
+        socket.create_connection(proxy_address, 2)
