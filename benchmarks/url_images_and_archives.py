@@ -57,13 +57,9 @@ def bench_images(work: Path, count: int, link=None) -> dict:
 
     from encord_assets.materialize import Materializer
     from encord_assets.mirror import url_images
-    from encord_assets.mirror.server import Link, Mirror, MirrorServer
+    from encord_assets.mirror.server import Link, Mirror
     from encord_assets.sources.url_images import rewrite_rules, rewrite_url_expr, run_img2dataset
 
-    # socketserver's listen backlog of 5 overflows when 64 connections arrive at once, and each
-    # dropped one waits out a 1 s SYN retransmit (for ours and the baseline alike, at random):
-    # an upstream's backlog is far larger
-    MirrorServer.request_queue_size = 1024
     infos = one_partition_of_gcc_rows(count)
     (work / "infos/e-mm1_1m/infos").mkdir(parents=True)
     infos.write_csv(work / "infos/e-mm1_1m/infos/image.csv")
@@ -115,10 +111,9 @@ def bench_proxy(work: Path, count: int, threads: int = 64) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from encord_assets.mirror import url_images
-    from encord_assets.mirror.server import Mirror, MirrorServer
+    from encord_assets.mirror.server import Mirror
     from encord_assets.sources.address_policy import AddressPolicy, VettingProxy
 
-    MirrorServer.request_queue_size = 1024  # as in bench_images
     with Mirror(work) as mirror:
         url_images.routes(mirror)
         urls = [f"{mirror.url}/urlimages/http/img{n % 50}.example.com/{n}.jpg" for n in range(count)]

@@ -357,6 +357,9 @@ class MirrorHandler(BaseHTTPRequestHandler):
 
 class MirrorServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog of 5 overflows when dozens of connections arrive at once, and
+    # each dropped one waits out a 1 s SYN retransmit: an upstream's backlog is far larger
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         # Clients hang up on keep-alive connections with unread data (yt-dlp's generic extractor
