@@ -1,0 +1,219 @@
+"""Every archive source through its real fetcher, over a shaped link (default 200 Mbit/s, 20 ms
+round trip), against the guide's approach (download every file whole, then extract), in one run.
+
+    uv run python benchmarks/shaped_sources.py [--mbit 200] [--rtt-ms 20] [--scale 1.0] [--sources flickr30k,vidgen,imagenet,coco]
+
+Content is built by the mirror modules at real proportions, hundreds of MB per source: Flickr30k
+one deflated zip of 2,000 noise JPEGs of ~140 KB; VidGen-1M 4 zips of 24 random clips of 1-5 MB;
+ImageNet 6 parquet files of 400 noise JPEGs of ~110 KB in 100-image (~11 MB) row groups, as the
+upstream writes them; COCO train2017.zip of 2,000 noise JPEGs of ~140 KB, each also served as its
+own file. A subset is a random sample of the source's ids (hashed partitions are random). Ours is
+the source's fetcher called as its asset calls it (a PartitionWork and a FetchLedger; the index of
+ImageNet and VidGen-1M is built in the timed part), with its default settings and `auto` method.
+The guide downloads every file of the source (hf_hub_download, or one GET of the COCO zip), then
+extracts the subset. The limit is the needed bytes over the bandwidth plus two round trips (a
+connection's handshake and first request). MB fetched are what the mirror sent (API calls and
+central directories included). `--scale 0.1` builds a tenth of everything (for development).
+"""
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pyarrow.parquet as pq
+import requests
+
+from encord_assets.ledger import FetchLedger
+from encord_assets.mirror import coco, flickr30k, hf_hub, imagenet, vidgen
+from encord_assets.mirror.media import jpeg_bytes, seed_of
+from encord_assets.mirror.server import Link, Mirror
+from encord_assets.sources.coco import CocoImages
+from encord_assets.sources.flickr30k import Flickr30kZip
+from encord_assets.sources.hf import stem_of
+from encord_assets.sources.imagenet import ImageNetParquet
+from encord_assets.sources.registry import source_by_name
+from encord_assets.sources.vidgen import VidGenZips
+from encord_assets.sources.work import PartitionWork
+from encord_assets.store import DatasetStore
+
+SUBSETS = (0.01, 0.10, 0.50, 1.0)
+ROWS = {"flickr30k": 2000, "vidgen": 96, "imagenet": 2400, "coco": 2000}
+VIDGEN_ZIPS, IMAGENET_FILES, IMAGENET_ROW_GROUP = 4, 6, 100
+
+
+def clip_bytes(file_id: str) -> bytes:
+    """Incompressible bytes of a clip's size (1-5 MB): the fetcher copies members, it does not decode them."""
+    rng = random.Random(seed_of(f"clip:{file_id}"))
+    return rng.randbytes(rng.randrange(1 << 20, 5 << 20))
+
+
+def build(name: str, ids: list[str], content: Path) -> None:
+    frame = pl.DataFrame({"file_id": ids})
+    if name == "flickr30k":
+        flickr30k.build(frame, content, decoys=0, image=lambda i: jpeg_bytes(f"flickr30k:{i}", 400, 400))
+    elif name == "vidgen":
+        vidgen.build(frame, content, decoys=0, zips=VIDGEN_ZIPS, clip=clip_bytes)
+    elif name == "imagenet":
+        imagenet.build(
+            frame, content, decoys=0, files=IMAGENET_FILES, row_group_size=IMAGENET_ROW_GROUP, image=lambda i: jpeg_bytes(f"imagenet:{i}", 352, 352)
+        )
+    else:
+        coco.build(frame, content, decoys=0, image=lambda i: jpeg_bytes(f"coco:{i}", 400, 400))
+
+
+def ids_of(name: str, count: int) -> list[str]:
+    if name == "imagenet":
+        return [f"n{1_440_764 + n % 50:08d}_{n}" for n in range(count)]
+    if name == "vidgen":
+        return [f"clip{n:07d}-Scene-{n % 300:04d}" for n in range(count)]
+    return [str(1_000_000 + n) for n in range(count)]
+
+
+def fetcher(name: str, mirror: Mirror):
+    return {
+        "flickr30k": lambda: Flickr30kZip(endpoint=mirror.url),
+        "vidgen": lambda: VidGenZips(endpoint=mirror.url),
+        "imagenet": lambda: ImageNetParquet(endpoint=mirror.url),
+        "coco": lambda: CocoImages(base_url=f"{mirror.url}/{coco.PREFIX}"),
+    }[name]()
+
+
+ASSET = {"flickr30k": "image_flickr30k", "vidgen": "video_vidgen1m", "imagenet": "image_imagenet", "coco": "image_coco"}
+REPO = {"flickr30k": flickr30k.REPO, "vidgen": vidgen.REPO, "imagenet": imagenet.REPO}
+
+
+def ours(name: str, mirror: Mirror, ids: list[str], workdir: Path) -> tuple[int, str]:
+    """The fetcher as the asset calls it, index included; (bytes staged, read method)."""
+    source = fetcher(name, mirror)
+    context = dg.build_asset_context()
+    ledger = FetchLedger(workdir / "staging")
+    rows = pl.DataFrame({"file_id": ids, "target": [f"bench/{i}" for i in ids]})
+    work = PartitionWork(source_by_name(ASSET[name]), "bench", rows, ledger, DatasetStore(root=str(workdir / "root")), context.log)
+    if hasattr(source, "build_index"):
+        table, _ = source.build_index(context, source.index_revision())
+        source.fetch(work, index=table.lazy())
+    else:
+        source.fetch(work)
+    results = ledger.results()
+    assert set(results["outcome"]) == {"staged"}, results["outcome"].value_counts()
+    method = ledger.choice_metadata().get("read_method", "row groups")
+    return sum(Path(p).stat().st_size for p in results["staged_path"]), method
+
+
+def guide(name: str, mirror: Mirror, files: list[str], ids: list[str], workdir: Path) -> tuple[int, str]:
+    """Download every file whole, then extract the wanted members; (bytes written, "guide")."""
+    from huggingface_hub import hf_hub_download
+
+    # COCO members are named by the zero-padded id
+    key = (lambda member: str(int(stem_of(member)))) if name == "coco" else stem_of
+    wanted, placed = set(ids), 0
+    out = workdir / "guide"
+    out.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        if name == "coco":
+            local = workdir / "train2017.zip"
+            with requests.get(f"{mirror.url}/{coco.PREFIX}/{file}", stream=True, timeout=60) as response, open(local, "wb") as f:
+                response.raise_for_status()
+                f.writelines(response.iter_content(1 << 20))
+        else:
+            local = hf_hub_download(REPO[name], file, repo_type="dataset", endpoint=mirror.url, token=False, cache_dir=workdir / "cache")
+        if file.endswith(".parquet"):
+            for image in pq.read_table(local, columns=["image"]).column("image").to_pylist():
+                if key(image["path"]) in wanted:
+                    placed += (out / image["path"]).write_bytes(image["bytes"])
+            continue
+        with zipfile.ZipFile(local) as zf:
+            for info in zf.infolist():
+                if not info.is_dir() and key(info.filename) in wanted:
+                    with zf.open(info) as member, open(out / Path(info.filename).name, "wb") as target:
+                        shutil.copyfileobj(member, target, 1 << 20)
+                    placed += info.file_size
+    return placed, "guide"
+
+
+def run(mirror: Mirror, action, base: Path) -> tuple[float, int, int, int, str]:
+    """(seconds, bytes the mirror sent, requests, bytes placed, method) of one approach, in a fresh folder."""
+    with tempfile.TemporaryDirectory(dir=base) as work:
+        mirror.reset_stats()
+        started = time.monotonic()
+        placed, method = action(Path(work))
+        seconds = time.monotonic() - started
+    stats = mirror.stats()
+    return seconds, stats["bytes_sent"], stats["requests"], placed, method
+
+
+def row_group_share(content: Path, chosen: list[str]) -> float:
+    """The share of the parquet files' bytes in row groups holding a chosen image (what row-group reads must fetch)."""
+    wanted, touched, total = set(chosen), 0, 0
+    for path in sorted((hf_hub.repo_dir(content, imagenet.REPO) / "data").glob("train-*.parquet")):
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).total_byte_size
+            paths = parquet.read_row_group(group, columns=["image.path"]).column("image").combine_chunks().field("path")
+            total += size
+            touched += size if any(stem_of(p) in wanted for p in paths.to_pylist()) else 0
+    return touched / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mbit", type=float, default=200.0)
+    parser.add_argument("--rtt-ms", type=float, default=20.0)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--sources", default=",".join(ROWS))
+    args = parser.parse_args()
+    rate, rtt = args.mbit * 1e6 / 8, args.rtt_ms / 1000
+    names = args.sources.split(",")
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        os.environ["HF_HOME"] = str(base / "hf_home")
+        content = base / "content"
+        ids = {name: ids_of(name, max(4, round(ROWS[name] * args.scale))) for name in names}
+        started = time.monotonic()
+        for name in names:
+            build(name, ids[name], content)
+        print(f"built the mirror's content in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        print(f"link {args.mbit:g} Mbit/s, {args.rtt_ms:g} ms round trip; load average {os.getloadavg()[0]:.1f} at the start\n")
+        print("| source | subset | rows | needed MB | limit s | guide s (MB) | ours s (MB, requests) | picked | ours vs guide | ours / limit | fetched / needed |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        notes = []
+        with Mirror(content, link=Link(bandwidth_bytes_per_second=rate, rtt_seconds=rtt)) as mirror:
+            hf_hub.routes(mirror)
+            for name in names:
+                if name == "coco":
+                    files = ["zips/train2017.zip"]
+                else:
+                    hf_hub.repo_sha(content, REPO[name])  # the mirror hashes its files once, before timing
+                    source = fetcher(name, mirror)
+                    files = [p for p, _ in source.list_files("main", getattr(source, "files", None) or source.archive)]
+                run(mirror, partial(ours, name, mirror, ids[name][:1]), base)  # warm-up: imports, first connections
+                for fraction in SUBSETS:
+                    chosen = sorted(random.Random(1).sample(ids[name], max(1, round(len(ids[name]) * fraction))))
+                    mine = run(mirror, partial(ours, name, mirror, chosen), base)
+                    theirs = run(mirror, partial(guide, name, mirror, files, chosen), base)
+                    assert mine[3] == theirs[3], (name, fraction, mine, theirs)
+                    needed = mine[3]
+                    limit = needed / rate + 2 * rtt
+                    print(
+                        f"| {name} | {fraction:.0%} | {len(chosen)} | {needed / 1e6:.1f} | {limit:.2f} | {theirs[0]:.2f} ({theirs[1] / 1e6:.0f}) | "
+                        f"{mine[0]:.2f} ({mine[1] / 1e6:.1f}, {mine[2]}) | {mine[4]} | {theirs[0] / mine[0]:.1f}x | {mine[0] / limit:.2f} | "
+                        f"{mine[1] / needed:.2f} |",
+                        flush=True,
+                    )
+                    if name == "imagenet":
+                        share = row_group_share(content, chosen)
+                        notes.append(f"imagenet {fraction:.0%}: row groups holding the subset are {share:.0%} of the files' bytes")
+        print("\n" + "\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()
