@@ -13,7 +13,6 @@ import io
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-import remotezip
 import requests
 
 from encord_assets.ledger import FetchLedger
@@ -21,35 +20,10 @@ from encord_assets.sources.http import download, new_session
 from encord_assets.sources.ranged_reads import METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
 from encord_assets.sources.retry import RetryPolicy, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import index_members, stage_members
+from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
 
 # the end record (ZIP64 locator and record included) fits here unless the archive has a long comment
 TAIL_BYTES = 1 << 10
-
-
-class HttpStatusError(Exception):
-    def __init__(self, status: int, url: str, headers):
-        super().__init__(f"{url} answered {status}")
-        self.status = status
-        self.headers = headers
-
-
-class CountingFetcher(remotezip.RemoteFetcher):
-    """remotezip's fetcher, counting bytes into the partition's log and keeping HTTP statuses."""
-
-    log: FetchLedger | None = None
-    timeout: float = 60.0
-
-    def _request(self, kwargs):
-        response = self._session.get(self._url, stream=True, timeout=self.timeout, **kwargs)
-        self.log.fetched(int(response.headers.get("Content-Length", 0)))
-        if response.status_code >= 400:
-            response.close()
-            raise HttpStatusError(response.status_code, self._url, response.headers)
-        if "Content-Range" not in response.headers:
-            response.close()
-            raise remotezip.RangeNotSupported("the server does not support Range requests")
-        return response.raw, response.headers["Content-Range"]
 
 
 class IncompleteImage(Exception):
@@ -151,12 +125,8 @@ class CocoImages(RangedReads):
         return choice if choice.method == "single" else None
 
     def _from_zip(self, source: HttpSource, wanted: dict[str, list[str]], log: FetchLedger, session: requests.Session, choice: Choice | None) -> None:
-        fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": self.timeout_seconds})
         try:
-            # A small first read: the end record, then exactly the central directory.
-            zf = self.retry.call(
-                lambda: remotezip.RemoteZip(self.zip_url, initial_buffer_size=256, session=session, fetcher=fetcher)
-            )
+            zf = self.retry.call(lambda: remote_zip(self.zip_url, session, log, self.timeout_seconds))
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, [t for targets in wanted.values() for t in targets], error)
             return

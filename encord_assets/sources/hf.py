@@ -3,12 +3,11 @@
 `HfDatasetSource` is the base of every fetcher that reads a dataset repository: it builds
 an `HfFileSystem` for its own endpoint and token (passed explicitly, never read from the
 environment at import, and never logged), resolves its pinned revision to a commit, lists
-files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
-for parquet, a small read-ahead for a zip's central directory) while counting every byte
-received into the partition's FetchLedger. `stage_zip_members` stages chosen members of one
-remote zip: zipfile parses the central directory through HfFileSystem, then `ranged_reads`
-fetches the members from the file's URL, its `/resolve` redirect followed once, over parallel
-connections.
+files, and opens them at that commit with no read-ahead (`cache_type="none"`: only the bytes
+pyarrow or zipfile ask for) while counting every byte received into the partition's FetchLedger. `stage_zip_members` stages chosen members of one
+remote zip from the file's URL, its `/resolve` redirect followed once: remotezip reads the
+central directory (two ranged GETs on the connection the redirect warmed), then `ranged_reads`
+fetches the members over parallel connections.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.ranged_reads import HttpSource, RangedReads
 from encord_assets.sources.retry import Unavailable, record_error, status_of
-from encord_assets.sources.zip_members import index_members, stage_members
+from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
 
 if TYPE_CHECKING:  # huggingface_hub loads when a fetcher first uses it, not with the code location
     from huggingface_hub import HfApi, HfFileSystem
@@ -184,35 +183,24 @@ class HfDatasetSource(RangedReads):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return HttpSource(url, self.timeout_seconds, headers)
 
-    def stage_zip_members(
-        self,
-        fs: "HfFileSystem",
-        commit: str,
-        path: str,
-        size: int | None,
-        wanted: dict[str, list[str]],
-        log: FetchLedger,
-        max_member_bytes: int,
-    ) -> None:
+    def stage_zip_members(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLedger, max_member_bytes: int) -> None:
         """Stage the members of zip `path` whose stem is a key of `wanted` (key -> targets): the
-        central directory through HfFileSystem, then the members by ranged reads. Every target gets an outcome."""
+        central directory by remotezip at the redirected URL, then the members by ranged reads.
+        Every target gets an outcome."""
+        source = self.http_source(commit, path)
+        source.counter.listener = log.fetched
 
         def open_archive():
-            file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
-            try:
-                return file, open_zip(file)
-            except BaseException:
-                file.close()
-                raise
+            url, headers, _ = source.resolve()
+            return remote_zip(url, source.session(), log, self.timeout_seconds, headers)
 
         try:
-            file, zf = self.retry.call(open_archive)
+            zf = self.retry.call(open_archive)
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, [t for targets in wanted.values() for t in targets], error)
             return
-        with file, zf:
-            members = index_members(zf, file.size, log, max_member_bytes)
-            archive_size = file.size
+        with zf:
+            members = index_members(zf, source.size, log, max_member_bytes)
         names = {stem_of(name): name for name in members}
         by_name = {names.get(key, key): targets for key, targets in wanted.items()}
-        stage_members(self.http_source(commit, path), archive_size, members, by_name, log, self, f"{self.repo_id}/{path}")
+        stage_members(source, source.size, members, by_name, log, self, f"{self.repo_id}/{path}")

@@ -50,7 +50,6 @@ class VidGenZips(HfDatasetSource):
     def fetch(self, work: PartitionWork, index: pl.LazyFrame) -> None:
         rows, log = work.rows, work.ledger
         wanted, found, commit = self.look_up(rows, index, log, "zip")
-        fs = self.filesystem()
         by_zip = found.sort("zip").partition_by("zip", as_dict=True, maintain_order=True)
         work.log.info(f"reading {found.height} clips from {len(by_zip)} zip(s)")
 
@@ -58,7 +57,7 @@ class VidGenZips(HfDatasetSource):
             (path,), members = item
             clips = {file_id: wanted[file_id] for file_id in members["file_id"]}
             try:
-                self.stage_zip_members(fs, commit, path, members["zip_size"][0], clips, log, self.max_clip_bytes)
+                self.stage_zip_members(commit, path, clips, log, self.max_clip_bytes)
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
                 pending = [t for targets in clips.values() for t in targets if not log.has_result(t)]
                 record_error(log, pending, error)
