@@ -91,10 +91,12 @@ ASSET = {"flickr30k": "image_flickr30k", "vidgen": "video_vidgen1m", "imagenet":
 REPO = {"flickr30k": flickr30k.REPO, "vidgen": vidgen.REPO, "imagenet": imagenet.REPO}
 
 
+CONTEXT = dg.build_asset_context()  # the asset's context: Dagster makes it before the fetch starts
+
+
 def ours(name: str, mirror: Mirror, ids: list[str], workdir: Path) -> tuple[int, str]:
     """The fetcher as the asset calls it, index included; (bytes staged, read method)."""
-    source = fetcher(name, mirror)
-    context = dg.build_asset_context()
+    source, context = fetcher(name, mirror), CONTEXT
     ledger = FetchLedger(workdir / "staging")
     rows = pl.DataFrame({"file_id": ids, "target": [f"bench/{i}" for i in ids]})
     work = PartitionWork(source_by_name(ASSET[name]), "bench", rows, ledger, DatasetStore(root=str(workdir / "root")), context.log)

@@ -10,6 +10,7 @@ from the zip's end record and the measured round trip, and records its pick and 
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,16 +50,17 @@ COCO_METHODS = ("images", *METHODS)
 
 
 def estimated_members(tail: bytes, count: int) -> tuple[list[Member], int]:
-    """`count` members spread evenly over the archive, sized as its average member, and the central
-    directory's size, from the end record in `tail` (the archive's last bytes): enough to weigh
-    single GETs against reading the central directory before reading it."""
+    """`count` members at random places of the archive (a hashed partition's are), sized as its
+    average member, and the central directory's size, from the end record in `tail` (the archive's
+    last bytes): enough to weigh single GETs against reading the central directory before reading
+    it. Random, not evenly spread: neighbours then coalesce into ranges as often as a real subset's do."""
     end = zipfile._EndRecData(io.BytesIO(tail))  # zipfile's own parser of the (ZIP64) end record
     if end is None:
         raise zipfile.BadZipFile("no end of central directory record")
     entries, directory_bytes, directory_start = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
     stride = directory_start // max(1, entries)
-    spacing = directory_start / max(1, count)
-    members = [Member(str(n), int(n * spacing), stride, stride, 0) for n in range(count)]
+    slots = sorted(random.Random(0).sample(range(max(entries, count)), count))
+    members = [Member(str(n), slot * stride, stride, stride, 0) for n, slot in enumerate(slots)]
     return members, directory_bytes
 
 

@@ -463,8 +463,9 @@ def fetch_members(
     return fetched
 
 
-def measure_rtt(source: Source, samples: int = 2) -> float:
-    """Seconds of the fastest one-byte ranged read (a warm connection's round trip)."""
+def measure_rtt(source: Source, samples: int = 1) -> float:
+    """Seconds of the fastest one-byte ranged read: a warm connection's round trip, as every caller has
+    resolved the archive (or read its end) on this thread's connection first."""
     best = math.inf
     for _ in range(samples):
         started = time.monotonic()

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 
 from encord_assets.lazy import pl
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
-from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of
+from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.retry import record_error
 from encord_assets.sources.work import PartitionWork
 
@@ -36,8 +37,9 @@ class VidGenZips(HfDatasetSource):
     max_clip_bytes: int = 2 << 30
 
     def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
-        def read(f, path: str, size: int) -> pl.DataFrame:
-            with open_zip(f) as zf:
+        def read(path: str, size: int, counter: FetchLedger) -> pl.DataFrame:
+            _, zf = self.remote_archive(revision, path, counter)
+            with zf:
                 entries = [
                     (stem_of(info.filename), path, size, info.filename, info.file_size, revision)
                     for info in zf.infolist()
