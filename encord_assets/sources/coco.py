@@ -18,7 +18,7 @@ import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
-from encord_assets.sources.ranged_reads import METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
+from encord_assets.sources.ranged_reads import LOCAL_HEADER, METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
 from encord_assets.sources.retry import RetryPolicy, record_error
 from encord_assets.sources.work import PartitionWork
 from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
@@ -59,8 +59,10 @@ def estimated_members(tail: bytes, count: int) -> tuple[list[Member], int]:
         raise zipfile.BadZipFile("no end of central directory record")
     entries, directory_bytes, directory_start = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
     stride = directory_start // max(1, entries)
+    # a member's data: its stride less its local header (a name of ~30 bytes), so neighbours do not overlap
+    data = max(1, stride - LOCAL_HEADER.size - 32)
     slots = sorted(random.Random(0).sample(range(max(entries, count)), count))
-    members = [Member(str(n), slot * stride, stride, stride, 0) for n, slot in enumerate(slots)]
+    members = [Member(str(n), slot * stride, data, data, 0) for n, slot in enumerate(slots)]
     return members, directory_bytes
 
 
