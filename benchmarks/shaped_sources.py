@@ -1,13 +1,14 @@
 """Every archive source through its real fetcher, over a shaped link (default 200 Mbit/s, 20 ms
 round trip), against the guide's approach (download every file whole, then extract), in one run.
 
-    uv run python benchmarks/shaped_sources.py [--mbit 200] [--rtt-ms 20] [--scale 1.0] [--sources flickr30k,vidgen,imagenet,coco]
+    uv run python benchmarks/shaped_sources.py [--mbit 200] [--rtt-ms 20] [--scale 1.0] [--sources flickr30k,vidgen,imagenet,coco,openimages]
 
 Content is built by the mirror modules at real proportions, hundreds of MB per source: Flickr30k
 one deflated zip of 2,000 noise JPEGs of ~140 KB; VidGen-1M 4 zips of 24 random clips of 1-5 MB;
 ImageNet 6 parquet files of 400 noise JPEGs of ~110 KB in 100-image (~11 MB) row groups, as the
 upstream writes them; COCO train2017.zip of 2,000 noise JPEGs of ~140 KB, each also served as its
-own file. A subset is a random sample of the source's ids (hashed partitions are random). Ours is
+own file; Open Images one mask zip of 40,000 members of 2-6 KB (random bytes: the fetcher copies
+masks, it does not decode them). A subset is a random sample of the source's ids (hashed partitions are random). Ours is
 the source's fetcher called as its asset calls it (a PartitionWork and a FetchLedger; the index of
 ImageNet and VidGen-1M is built in the timed part), with its default settings and `auto` method.
 The guide downloads every file of the source (hf_hub_download, or one GET of the COCO zip), then
@@ -34,19 +35,22 @@ import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.mirror import coco, flickr30k, hf_hub, imagenet, vidgen
+from encord_assets.mirror import openimages as openimages_mirror
 from encord_assets.mirror.media import jpeg_bytes, seed_of
 from encord_assets.mirror.server import Link, Mirror
 from encord_assets.sources.coco import CocoImages
 from encord_assets.sources.flickr30k import Flickr30kZip
 from encord_assets.sources.hf import stem_of
 from encord_assets.sources.imagenet import ImageNetParquet
+from encord_assets.sources.openimages import OpenImages, mask_zip
 from encord_assets.sources.registry import source_by_name
 from encord_assets.sources.vidgen import VidGenZips
 from encord_assets.sources.work import PartitionWork
 from encord_assets.store import DatasetStore
 
 SUBSETS = (0.01, 0.10, 0.50, 1.0)
-ROWS = {"flickr30k": 2000, "vidgen": 96, "imagenet": 2400, "coco": 2000}
+ROWS = {"flickr30k": 2000, "vidgen": 96, "imagenet": 2400, "coco": 2000, "openimages": 40000}
+MASKS = mask_zip("train", "0")
 VIDGEN_ZIPS, IMAGENET_FILES, IMAGENET_ROW_GROUP = 4, 6, 100
 
 
@@ -54,6 +58,11 @@ def clip_bytes(file_id: str) -> bytes:
     """Incompressible bytes of a clip's size (1-5 MB): the fetcher copies members, it does not decode them."""
     rng = random.Random(seed_of(f"clip:{file_id}"))
     return rng.randbytes(rng.randrange(1 << 20, 5 << 20))
+
+
+def mask_member(name: str) -> bytes:
+    rng = random.Random(seed_of(f"mask:{name}"))
+    return rng.randbytes(rng.randrange(2 << 10, 6 << 10))
 
 
 def build(name: str, ids: list[str], content: Path) -> None:
@@ -66,8 +75,11 @@ def build(name: str, ids: list[str], content: Path) -> None:
         imagenet.build(
             frame, content, decoys=0, files=IMAGENET_FILES, row_group_size=IMAGENET_ROW_GROUP, image=lambda i: jpeg_bytes(f"imagenet:{i}", 352, 352)
         )
-    else:
+    elif name == "coco":
         coco.build(frame, content, decoys=0, image=lambda i: jpeg_bytes(f"coco:{i}", 400, 400))
+    else:
+        path = content / openimages_mirror.PREFIX / "annotations" / MASKS
+        openimages_mirror.write_mask_zip(path, {i: mask_member(i) for i in ids}, decoys=0, first_char="0")
 
 
 def ids_of(name: str, count: int) -> list[str]:
@@ -75,6 +87,8 @@ def ids_of(name: str, count: int) -> list[str]:
         return [f"n{1_440_764 + n % 50:08d}_{n}" for n in range(count)]
     if name == "vidgen":
         return [f"clip{n:07d}-Scene-{n % 300:04d}" for n in range(count)]
+    if name == "openimages":
+        return [f"0{n:015x}_m0{n % 600:04x}_{seed_of(str(n)):016x}.png" for n in range(count)]
     return [str(1_000_000 + n) for n in range(count)]
 
 
@@ -84,10 +98,11 @@ def fetcher(name: str, mirror: Mirror):
         "vidgen": lambda: VidGenZips(endpoint=mirror.url),
         "imagenet": lambda: ImageNetParquet(endpoint=mirror.url),
         "coco": lambda: CocoImages(base_url=f"{mirror.url}/{coco.PREFIX}"),
+        "openimages": lambda: OpenImages(annotations_url=f"{mirror.url}/{openimages_mirror.PREFIX}/annotations"),
     }[name]()
 
 
-ASSET = {"flickr30k": "image_flickr30k", "vidgen": "video_vidgen1m", "imagenet": "image_imagenet", "coco": "image_coco"}
+ASSET = {"flickr30k": "image_flickr30k", "vidgen": "video_vidgen1m", "imagenet": "image_imagenet", "coco": "image_coco", "openimages": "image_openimagesv6"}
 REPO = {"flickr30k": flickr30k.REPO, "vidgen": vidgen.REPO, "imagenet": imagenet.REPO}
 
 
@@ -98,7 +113,13 @@ def ours(name: str, mirror: Mirror, ids: list[str], workdir: Path) -> tuple[int,
     """The fetcher as the asset calls it, index included; (bytes staged, read method)."""
     source, context = fetcher(name, mirror), CONTEXT
     ledger = FetchLedger(workdir / "staging")
-    rows = pl.DataFrame({"file_id": ids, "target": [f"bench/{i}" for i in ids]})
+    if name == "openimages":  # a partition's mask rows, as openimages_assets plans them
+        rows = pl.DataFrame(
+            {"kind": "mask", "target": [f"bench/{i}" for i in ids], "archive": MASKS, "member": ids, "url": None, "content": None},
+            schema_overrides={"url": pl.String, "content": pl.String},
+        ).with_columns(copy_from=pl.lit([], dtype=pl.List(pl.String)))
+    else:
+        rows = pl.DataFrame({"file_id": ids, "target": [f"bench/{i}" for i in ids]})
     work = PartitionWork(source_by_name(ASSET[name]), "bench", rows, ledger, DatasetStore(root=str(workdir / "root")), context.log)
     if hasattr(source, "build_index"):
         table, _ = source.build_index(context, source.index_revision())
@@ -116,14 +137,14 @@ def guide(name: str, mirror: Mirror, files: list[str], ids: list[str], workdir: 
     from huggingface_hub import hf_hub_download
 
     # COCO members are named by the zero-padded id
-    key = (lambda member: str(int(stem_of(member)))) if name == "coco" else stem_of
+    key = {"coco": lambda member: str(int(stem_of(member))), "openimages": lambda member: member}.get(name, stem_of)
     wanted, placed = set(ids), 0
     out = workdir / "guide"
     out.mkdir(parents=True, exist_ok=True)
     for file in files:
-        if name == "coco":
-            local = workdir / "train2017.zip"
-            with requests.get(f"{mirror.url}/{coco.PREFIX}/{file}", stream=True, timeout=60) as response, open(local, "wb") as f:
+        if name in ("coco", "openimages"):
+            local = workdir / "archive.zip"
+            with requests.get(f"{mirror.url}/{file}", stream=True, timeout=60) as response, open(local, "wb") as f:
                 response.raise_for_status()
                 f.writelines(response.iter_content(1 << 20))
         else:
@@ -194,7 +215,9 @@ def main() -> None:
             hf_hub.routes(mirror)
             for name in names:
                 if name == "coco":
-                    files = ["zips/train2017.zip"]
+                    files = [f"{coco.PREFIX}/zips/train2017.zip"]
+                elif name == "openimages":
+                    files = [f"{openimages_mirror.PREFIX}/annotations/{MASKS}"]
                 else:
                     hf_hub.repo_sha(content, REPO[name])  # the mirror hashes its files once, before timing
                     source = fetcher(name, mirror)
