@@ -14,10 +14,12 @@ ImageNet and VidGen-1M is built in the timed part), with its default settings an
 The guide downloads every file of the source (hf_hub_download, or one GET of the COCO zip), then
 extracts the subset. The limit is the needed bytes over the bandwidth plus two round trips (a
 connection's handshake and first request). MB fetched are what the mirror sent (API calls and
-central directories included). `--scale 0.1` builds a tenth of everything (for development).
+central directories included). The mirror runs in a process of its own, as a real upstream runs
+on another machine: its work does not compete with the fetchers' for this interpreter. `--scale 0.1` builds a tenth of everything (for development).
 """
 
 import argparse
+import multiprocessing
 import os
 import random
 import shutil
@@ -92,7 +94,47 @@ def ids_of(name: str, count: int) -> list[str]:
     return [str(1_000_000 + n) for n in range(count)]
 
 
-def fetcher(name: str, mirror: Mirror):
+def serve(content: Path, link: Link, urls, stop) -> None:
+    """The mirror, with the Hub's routes and every repository hashed before any timing, until `stop` is set."""
+    with Mirror(content, link=link) as mirror:
+        hf_hub.routes(mirror)
+        for repo in REPO.values():
+            if hf_hub.repo_dir(content, repo).is_dir():
+                hf_hub.repo_sha(content, repo)
+        urls.put(mirror.url)
+        stop.wait()
+
+
+class MirrorProcess:
+    """A mirror served by another process, read and reset through its `/_mirror/` endpoints."""
+
+    def __init__(self, content: Path, link: Link):
+        context = multiprocessing.get_context("spawn")
+        self.urls, self.stop = context.Queue(), context.Event()
+        self.process = context.Process(target=serve, args=(content, link, self.urls, self.stop))
+
+    def __enter__(self) -> "MirrorProcess":
+        self.process.start()
+        self.url = self.urls.get(timeout=600)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+
+    def stats(self) -> dict:
+        stats = requests.get(f"{self.url}/_mirror/stats", timeout=30).json()
+        # the control answers' own bytes are not upstream traffic
+        stats["bytes_sent"] -= stats["by_prefix"].get("/_mirror", {}).get("bytes", 0)
+        return stats
+
+    def reset_stats(self) -> None:
+        requests.post(f"{self.url}/_mirror/reset", timeout=30).raise_for_status()
+
+
+def fetcher(name: str, mirror: MirrorProcess):
     return {
         "flickr30k": lambda: Flickr30kZip(endpoint=mirror.url),
         "vidgen": lambda: VidGenZips(endpoint=mirror.url),
@@ -109,7 +151,7 @@ REPO = {"flickr30k": flickr30k.REPO, "vidgen": vidgen.REPO, "imagenet": imagenet
 CONTEXT = dg.build_asset_context()  # the asset's context: Dagster makes it before the fetch starts
 
 
-def ours(name: str, mirror: Mirror, ids: list[str], workdir: Path) -> tuple[int, str]:
+def ours(name: str, mirror: MirrorProcess, ids: list[str], workdir: Path) -> tuple[int, str]:
     """The fetcher as the asset calls it, index included; (bytes staged, read method)."""
     source, context = fetcher(name, mirror), CONTEXT
     ledger = FetchLedger(workdir / "staging")
@@ -132,7 +174,7 @@ def ours(name: str, mirror: Mirror, ids: list[str], workdir: Path) -> tuple[int,
     return sum(Path(p).stat().st_size for p in results["staged_path"]), method
 
 
-def guide(name: str, mirror: Mirror, files: list[str], ids: list[str], workdir: Path) -> tuple[int, str]:
+def guide(name: str, mirror: MirrorProcess, files: list[str], ids: list[str], workdir: Path) -> tuple[int, str]:
     """Download every file whole, then extract the wanted members; (bytes written, "guide")."""
     from huggingface_hub import hf_hub_download
 
@@ -163,7 +205,7 @@ def guide(name: str, mirror: Mirror, files: list[str], ids: list[str], workdir: 
     return placed, "guide"
 
 
-def run(mirror: Mirror, action, base: Path) -> tuple[float, int, int, int, str]:
+def run(mirror: MirrorProcess, action, base: Path) -> tuple[float, int, int, int, str]:
     """(seconds, bytes the mirror sent, requests, bytes placed, method) of one approach, in a fresh folder."""
     with tempfile.TemporaryDirectory(dir=base) as work:
         mirror.reset_stats()
@@ -211,15 +253,13 @@ def main() -> None:
         print("| source | subset | rows | needed MB | limit s | guide s (MB) | ours s (MB, requests) | picked | ours vs guide | ours / limit | fetched / needed |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         notes = []
-        with Mirror(content, link=Link(bandwidth_bytes_per_second=rate, rtt_seconds=rtt)) as mirror:
-            hf_hub.routes(mirror)
+        with MirrorProcess(content, Link(bandwidth_bytes_per_second=rate, rtt_seconds=rtt)) as mirror:
             for name in names:
                 if name == "coco":
                     files = [f"{coco.PREFIX}/zips/train2017.zip"]
                 elif name == "openimages":
                     files = [f"{openimages_mirror.PREFIX}/annotations/{MASKS}"]
                 else:
-                    hf_hub.repo_sha(content, REPO[name])  # the mirror hashes its files once, before timing
                     source = fetcher(name, mirror)
                     files = [p for p, _ in source.list_files("main", getattr(source, "files", None) or source.archive)]
                 run(mirror, partial(ours, name, mirror, ids[name][:1]), base)  # warm-up: imports, first connections
