@@ -49,11 +49,15 @@ class CountingFetcher(remotezip.RemoteFetcher):
         return response.raw, response.headers["Content-Range"]
 
 
-def remote_zip(url: str, session: requests.Session, log: FetchLedger, timeout: float, headers: dict[str, str] | None = None) -> remotezip.RemoteZip:
+def remote_zip(
+    url: str, session: requests.Session, log: FetchLedger, timeout: float, headers: dict[str, str] | None = None
+) -> remotezip.RemoteZip:
     """The zip at `url`, its central directory read by two ranged GETs (the end record, then exactly
     the directory) over `session` (a warm connection), every byte counted into `log`."""
     fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": timeout})
-    return remotezip.RemoteZip(url, initial_buffer_size=END_RECORD_BYTES, session=session, fetcher=fetcher, headers=dict(headers or {}))
+    return remotezip.RemoteZip(
+        url, initial_buffer_size=END_RECORD_BYTES, session=session, fetcher=fetcher, headers=dict(headers or {})
+    )
 
 
 def member_problem(info: zipfile.ZipInfo, archive_size: int, max_member_bytes: int) -> tuple[str, str] | None:
