@@ -3,6 +3,7 @@
 
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 
@@ -18,9 +19,10 @@ def flickr_image(file_id: str) -> bytes:
     return jpeg_bytes(f"flickr30k:{file_id}")
 
 
-def build(rows: pl.DataFrame, content_dir: Path, decoys: int = 60) -> None:
+def build(rows: pl.DataFrame, content_dir: Path, decoys: int = 60, image: Callable[[str], bytes] = flickr_image) -> None:
+    """`image(file_id)`: a member's bytes (benchmarks pass photo-sized ones)."""
     ids = sorted(set(rows["file_id"].to_list()) | {str(9_000_000_000 + n) for n in range(decoys)}, key=seed_of)
-    members = {"flickr30k-images/": b""} | {f"flickr30k-images/{i}.jpg": flickr_image(i) for i in ids}
+    members = {"flickr30k-images/": b""} | {f"flickr30k-images/{i}.jpg": image(i) for i in ids}
     repo = hf_hub.repo_dir(content_dir, REPO)
     write_zip(repo / ARCHIVE, members, zipfile.ZIP_DEFLATED)
     write_file(repo / "flickr_annotations_30k.csv", b"raw,sentids,split,filename,img_id\n")

@@ -3,6 +3,7 @@ schema (`image` struct{bytes, path}, `label`), several row groups per file, need
 interleaved with unneeded ones, and the other files the real repository holds."""
 
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 import pyarrow as pa
@@ -21,8 +22,8 @@ def imagenet_image(file_id: str) -> bytes:
     return jpeg_bytes(f"imagenet:{file_id}", 320, 240)
 
 
-def write_parquet(path: Path, ids: list[str], row_group_size: int) -> None:
-    images = [{"bytes": imagenet_image(i), "path": f"{i}.JPEG"} for i in ids]
+def write_parquet(path: Path, ids: list[str], row_group_size: int, image: Callable[[str], bytes] = imagenet_image) -> None:
+    images = [{"bytes": image(i), "path": f"{i}.JPEG"} for i in ids]
     labels = [seed_of(i.split("_")[0]) % 1000 for i in ids]
     path.parent.mkdir(parents=True, exist_ok=True)
     # Real ImageNet JPEGs (~110 KB) exceed parquet's 4 KB statistics limit, so their footers hold
@@ -31,12 +32,20 @@ def write_parquet(path: Path, ids: list[str], row_group_size: int) -> None:
     pq.write_table(table, path, row_group_size=row_group_size, write_statistics=["image.path", "label"])
 
 
-def build(rows: pl.DataFrame, content_dir: Path, decoys: int = 60, files: int = 3, row_group_size: int = 8) -> None:
+def build(
+    rows: pl.DataFrame,
+    content_dir: Path,
+    decoys: int = 60,
+    files: int = 3,
+    row_group_size: int = 8,
+    image: Callable[[str], bytes] = imagenet_image,
+) -> None:
+    """`image(file_id)`: an image's bytes (benchmarks pass photo-sized ones)."""
     needed = sorted(set(rows["file_id"].to_list()))
     ids = sorted(set(needed) | {f"n{90_000_000 + n % 7:08d}_{n}" for n in range(decoys)}, key=lambda i: seed_of(i))
     repo = hf_hub.repo_dir(content_dir, REPO)
     for n in range(files):
-        write_parquet(repo / "data" / f"train-{n:05d}-of-{files:05d}.parquet", ids[n::files], row_group_size)
+        write_parquet(repo / "data" / f"train-{n:05d}-of-{files:05d}.parquet", ids[n::files], row_group_size, image)
     write_parquet(repo / "data" / "validation-00000-of-00001.parquet", [f"n09000000_{n}" for n in range(8)], row_group_size)
     write_file(repo / "README.md", b"---\nlicense: other\n---\n# ImageNet-1k (mirror)\n")
     write_file(repo / "classes.py", b"IMAGENET2012_CLASSES = {}\n")

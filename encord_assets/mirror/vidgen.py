@@ -5,6 +5,7 @@ import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 import imageio_ffmpeg
 import polars as pl
@@ -53,14 +54,22 @@ def vidgen_clip(file_id: str) -> bytes:
     return mp4_bytes(f"vidgen:{file_id}")
 
 
-def build(rows: pl.DataFrame, content_dir: Path, decoys: int = 24, zips: int = 3, distinct_decoys: int = 4) -> None:
+def build(
+    rows: pl.DataFrame,
+    content_dir: Path,
+    decoys: int = 24,
+    zips: int = 3,
+    distinct_decoys: int = 4,
+    clip: Callable[[str], bytes] = vidgen_clip,
+) -> None:
+    """`clip(file_id)`: a needed member's bytes (benchmarks pass clip-sized ones)."""
     decoy_ids = [f"decoy{n:07d}-Scene-{n % 300:04d}" for n in range(decoys)]
     ids = sorted(set(rows["file_id"].to_list()) | set(decoy_ids), key=seed_of)
     repo = hf_hub.repo_dir(content_dir, REPO)
     for n in range(zips):
         folder = f"VidGen_video_{n}"
         members = {f"{folder}/": b""} | {
-            f"{folder}/{i}.mp4": mp4_bytes(f"decoy:{seed_of(i) % distinct_decoys}") if i in decoy_ids else vidgen_clip(i)
+            f"{folder}/{i}.mp4": mp4_bytes(f"decoy:{seed_of(i) % distinct_decoys}") if i in decoy_ids else clip(i)
             for i in ids[n::zips]
         }
         write_zip(repo / f"{folder}.zip", members)

@@ -10,46 +10,21 @@ from the zip's end record and the measured round trip, and records its pick and 
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-import remotezip
 import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.http import download, new_session
-from encord_assets.sources.ranged_reads import METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
+from encord_assets.sources.ranged_reads import LOCAL_HEADER, METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
 from encord_assets.sources.retry import RetryPolicy, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import index_members, stage_members
+from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
 
 # the end record (ZIP64 locator and record included) fits here unless the archive has a long comment
 TAIL_BYTES = 1 << 10
-
-
-class HttpStatusError(Exception):
-    def __init__(self, status: int, url: str, headers):
-        super().__init__(f"{url} answered {status}")
-        self.status = status
-        self.headers = headers
-
-
-class CountingFetcher(remotezip.RemoteFetcher):
-    """remotezip's fetcher, counting bytes into the partition's log and keeping HTTP statuses."""
-
-    log: FetchLedger | None = None
-    timeout: float = 60.0
-
-    def _request(self, kwargs):
-        response = self._session.get(self._url, stream=True, timeout=self.timeout, **kwargs)
-        self.log.fetched(int(response.headers.get("Content-Length", 0)))
-        if response.status_code >= 400:
-            response.close()
-            raise HttpStatusError(response.status_code, self._url, response.headers)
-        if "Content-Range" not in response.headers:
-            response.close()
-            raise remotezip.RangeNotSupported("the server does not support Range requests")
-        return response.raw, response.headers["Content-Range"]
 
 
 class IncompleteImage(Exception):
@@ -75,16 +50,19 @@ COCO_METHODS = ("images", *METHODS)
 
 
 def estimated_members(tail: bytes, count: int) -> tuple[list[Member], int]:
-    """`count` members spread evenly over the archive, sized as its average member, and the central
-    directory's size, from the end record in `tail` (the archive's last bytes): enough to weigh
-    single GETs against reading the central directory before reading it."""
+    """`count` members at random places of the archive (a hashed partition's are), sized as its
+    average member, and the central directory's size, from the end record in `tail` (the archive's
+    last bytes): enough to weigh single GETs against reading the central directory before reading
+    it. Random, not evenly spread: neighbours then coalesce into ranges as often as a real subset's do."""
     end = zipfile._EndRecData(io.BytesIO(tail))  # zipfile's own parser of the (ZIP64) end record
     if end is None:
         raise zipfile.BadZipFile("no end of central directory record")
     entries, directory_bytes, directory_start = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
     stride = directory_start // max(1, entries)
-    spacing = directory_start / max(1, count)
-    members = [Member(str(n), int(n * spacing), stride, stride, 0) for n in range(count)]
+    # a member's data: its stride less its local header (a name of ~30 bytes), so neighbours do not overlap
+    data = max(1, stride - LOCAL_HEADER.size - 32)
+    slots = sorted(random.Random(0).sample(range(max(entries, count)), count))
+    members = [Member(str(n), slot * stride, data, data, 0) for n, slot in enumerate(slots)]
     return members, directory_bytes
 
 
@@ -151,12 +129,8 @@ class CocoImages(RangedReads):
         return choice if choice.method == "single" else None
 
     def _from_zip(self, source: HttpSource, wanted: dict[str, list[str]], log: FetchLedger, session: requests.Session, choice: Choice | None) -> None:
-        fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": self.timeout_seconds})
         try:
-            # A small first read: the end record, then exactly the central directory.
-            zf = self.retry.call(
-                lambda: remotezip.RemoteZip(self.zip_url, initial_buffer_size=256, session=session, fetcher=fetcher)
-            )
+            zf = self.retry.call(lambda: remote_zip(self.zip_url, session, log, self.timeout_seconds))
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, [t for targets in wanted.values() for t in targets], error)
             return

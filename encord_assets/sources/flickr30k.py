@@ -21,7 +21,7 @@ class Flickr30kZip(HfDatasetSource):
         rows, log = work.rows, work.ledger
         wanted = targets_by(rows)
         work.log.info(f"reading {len(wanted)} members of {self.repo_id}/{self.archive}@{self.revision}")
-        self.stage_zip_members(self.filesystem(), self.revision, self.archive, None, wanted, log, self.max_image_bytes)
+        self.stage_zip_members(self.revision, self.archive, wanted, log, self.max_image_bytes)
 
 
 # the resource the registry names by this module's name (sources/registry.py)

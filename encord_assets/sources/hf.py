@@ -3,19 +3,17 @@
 `HfDatasetSource` is the base of every fetcher that reads a dataset repository: it builds
 an `HfFileSystem` for its own endpoint and token (passed explicitly, never read from the
 environment at import, and never logged), resolves its pinned revision to a commit, lists
-files, and opens them at that commit with a cache that fits the read (`cache_type="none"`
-for parquet, a small read-ahead for a zip's central directory) while counting every byte
-received into the partition's FetchLedger. `stage_zip_members` stages chosen members of one
-remote zip: zipfile parses the central directory through HfFileSystem, then `ranged_reads`
-fetches the members from the file's URL, its `/resolve` redirect followed once, over parallel
-connections.
+files, and opens them at that commit with no read-ahead (`cache_type="none"`: only the bytes
+pyarrow asks for) while counting every byte received into the partition's FetchLedger. A zip
+is read from the file's URL, its `/resolve` redirect followed once (`remote_archive`): remotezip
+reads the central directory (two ranged GETs on the connection the redirect warmed), and
+`stage_zip_members` then fetches the needed members by `ranged_reads` over parallel connections.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
@@ -26,10 +24,11 @@ from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
 from encord_assets.sources.ranged_reads import HttpSource, RangedReads
-from encord_assets.sources.retry import Unavailable, record_error, status_of
-from encord_assets.sources.zip_members import index_members, stage_members
+from encord_assets.sources.retry import Unavailable, record_error
+from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
 
 if TYPE_CHECKING:  # huggingface_hub loads when a fetcher first uses it, not with the code location
+    import remotezip
     from huggingface_hub import HfApi, HfFileSystem
 
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -66,17 +65,6 @@ def count_reads(file, log: FetchLedger | None):
 
     file.cache.fetcher = counted
     return file
-
-
-def open_zip(file) -> zipfile.ZipFile:
-    """zipfile.ZipFile(file), keeping an HTTP error (a 404, say) rather than the BadZipFile that
-    zipfile reports for any OSError met while reading the end of the archive."""
-    try:
-        return zipfile.ZipFile(file)
-    except zipfile.BadZipFile as error:
-        if status_of(error.__context__ or error) is not None:
-            raise error.__context__ from None
-        raise
 
 
 class HfDatasetSource(RangedReads):
@@ -131,24 +119,18 @@ class HfDatasetSource(RangedReads):
         context: dg.AssetExecutionContext,
         revision: str,
         what: str,
-        read: Callable[..., pl.DataFrame],
+        read: Callable[[str, int, FetchLedger], pl.DataFrame],
         schema: dict,
     ) -> tuple[pl.DataFrame, dict]:
-        """An index over every file of `self.files`: `read(file, path, size)` indexes one file,
-        opened with no read-ahead so only the bytes it reads are fetched; files in parallel."""
-        fs = self.filesystem()
+        """An index over every file of `self.files`: `read(path, size, counter)` indexes one file,
+        counting what it fetches into `counter`; files in parallel, each retried on its own."""
         files = self.list_files(revision, self.files)
         counter = FetchLedger(Path())  # counts bytes only; stages nothing
         context.log.info(f"indexing {what} of {len(files)} files of {self.repo_id}@{revision}")
 
         def index_file(item: tuple[str, int]) -> pl.DataFrame:
             path, size = item
-
-            def read_once() -> pl.DataFrame:
-                with self.open(fs, revision, path, size, counter, cache_type="none") as f:
-                    return read(f, path, size)
-
-            return self.retry.call(read_once)
+            return self.retry.call(lambda: read(path, size, counter))
 
         with ThreadPoolExecutor(self.threads) as pool:
             frames = list(pool.map(index_file, files))
@@ -184,35 +166,26 @@ class HfDatasetSource(RangedReads):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return HttpSource(url, self.timeout_seconds, headers)
 
-    def stage_zip_members(
-        self,
-        fs: "HfFileSystem",
-        commit: str,
-        path: str,
-        size: int | None,
-        wanted: dict[str, list[str]],
-        log: FetchLedger,
-        max_member_bytes: int,
-    ) -> None:
+    def remote_archive(self, commit: str, path: str, log: FetchLedger) -> tuple[HttpSource, "remotezip.RemoteZip"]:
+        """Zip `path` at `commit`: its source for ranged reads (the `/resolve` redirect followed once,
+        every request counted into `log`) and its central directory, read by remotezip on the
+        connection the redirect warmed."""
+        source = self.http_source(commit, path)
+        source.counter.listener = log.fetched
+        url, headers, _ = source.resolve()
+        return source, remote_zip(url, source.session(), log, self.timeout_seconds, headers)
+
+    def stage_zip_members(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLedger, max_member_bytes: int) -> None:
         """Stage the members of zip `path` whose stem is a key of `wanted` (key -> targets): the
-        central directory through HfFileSystem, then the members by ranged reads. Every target gets an outcome."""
-
-        def open_archive():
-            file = self.open(fs, commit, path, size, log, cache_type="readahead", block_size=1 << 12)
-            try:
-                return file, open_zip(file)
-            except BaseException:
-                file.close()
-                raise
-
+        central directory by remotezip at the redirected URL, then the members by ranged reads.
+        Every target gets an outcome."""
         try:
-            file, zf = self.retry.call(open_archive)
+            source, zf = self.retry.call(lambda: self.remote_archive(commit, path, log))
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
             record_error(log, [t for targets in wanted.values() for t in targets], error)
             return
-        with file, zf:
-            members = index_members(zf, file.size, log, max_member_bytes)
-            archive_size = file.size
+        with zf:
+            members = index_members(zf, source.size, log, max_member_bytes)
         names = {stem_of(name): name for name in members}
         by_name = {names.get(key, key): targets for key, targets in wanted.items()}
-        stage_members(self.http_source(commit, path), archive_size, members, by_name, log, self, f"{self.repo_id}/{path}")
+        stage_members(source, source.size, members, by_name, log, self, f"{self.repo_id}/{path}")

@@ -40,10 +40,13 @@ class ImageNetParquet(HfDatasetSource):
     def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
         import pyarrow.parquet as pq
 
-        def read(f, path: str, size: int) -> pl.DataFrame:
-            parquet = pq.ParquetFile(f)
-            paths = parquet.read(columns=["image.path"]).column("image").combine_chunks().field("path")
-            groups = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+        fs = self.filesystem()
+
+        def read(path: str, size: int, counter: FetchLedger) -> pl.DataFrame:
+            with self.open(fs, revision, path, size, counter, cache_type="none") as f:
+                parquet = pq.ParquetFile(f)
+                paths = parquet.read(columns=["image.path"]).column("image").combine_chunks().field("path")
+                groups = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
             return pl.DataFrame(
                 {
                     "file_id": [stem_of(p) for p in paths.to_pylist()],

@@ -20,17 +20,16 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import remotezip
 import requests
 
 from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
-from encord_assets.sources.coco import CountingFetcher, get_images
+from encord_assets.sources.coco import get_images
 from encord_assets.sources.http import download, new_session
 from encord_assets.sources.ranged_reads import HttpSource, RangedReads
 from encord_assets.sources.retry import Unavailable, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import Members, index_members, stage_members
+from encord_assets.sources.zip_members import Members, index_members, remote_zip, stage_members
 from encord_assets.store import DatasetStore
 
 SPLITS = ("train", "validation", "test")
@@ -268,9 +267,7 @@ class OpenImages(RangedReads):
         table = store.read_parquet(key)
         if table is not None:
             return members_of(table)
-        fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": self.timeout_seconds})
-        # A small first read: the end record (and ZIP64 locator), then exactly the central directory.
-        with self.retry.call(lambda: remotezip.RemoteZip(remote.url, initial_buffer_size=256, session=session, fetcher=fetcher)) as zf:
+        with self.retry.call(lambda: remote_zip(remote.url, session, log, self.timeout_seconds)) as zf:
             members = index_members(zf, remote.size, log, self.max_image_bytes)
         store.write(key, directory_table(members).write_parquet)
         return members

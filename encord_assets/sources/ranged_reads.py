@@ -467,9 +467,10 @@ def fetch_members(
 _ROUND_TRIPS: "weakref.WeakKeyDictionary[Source, float]" = weakref.WeakKeyDictionary()
 
 
-def measure_rtt(source: Source, samples: int = 2) -> float:
-    """Seconds of the fastest one-byte ranged read (a warm connection's round trip), measured once
-    per source: a choice made before the central directory and the one after it share it."""
+def measure_rtt(source: Source, samples: int = 1) -> float:
+    """Seconds of the fastest one-byte ranged read: a warm connection's round trip, as every caller has
+    resolved the archive (or read its end) on this thread's connection first. Measured once per
+    source: a choice made before the central directory and the one after it share it."""
     if source in _ROUND_TRIPS:
         return _ROUND_TRIPS[source]
     best = math.inf

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 
 from encord_assets.lazy import pl
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
-from encord_assets.sources.hf import HfDatasetSource, open_zip, stem_of
+from encord_assets.sources.hf import HfDatasetSource, stem_of
 from encord_assets.sources.retry import record_error
 from encord_assets.sources.work import PartitionWork
 
@@ -36,8 +37,9 @@ class VidGenZips(HfDatasetSource):
     max_clip_bytes: int = 2 << 30
 
     def build_index(self, context: dg.AssetExecutionContext, revision: str) -> tuple[pl.DataFrame, dict]:
-        def read(f, path: str, size: int) -> pl.DataFrame:
-            with open_zip(f) as zf:
+        def read(path: str, size: int, counter: FetchLedger) -> pl.DataFrame:
+            _, zf = self.remote_archive(revision, path, counter)
+            with zf:
                 entries = [
                     (stem_of(info.filename), path, size, info.filename, info.file_size, revision)
                     for info in zf.infolist()
@@ -50,7 +52,6 @@ class VidGenZips(HfDatasetSource):
     def fetch(self, work: PartitionWork, index: pl.LazyFrame) -> None:
         rows, log = work.rows, work.ledger
         wanted, found, commit = self.look_up(rows, index, log, "zip")
-        fs = self.filesystem()
         by_zip = found.sort("zip").partition_by("zip", as_dict=True, maintain_order=True)
         work.log.info(f"reading {found.height} clips from {len(by_zip)} zip(s)")
 
@@ -58,7 +59,7 @@ class VidGenZips(HfDatasetSource):
             (path,), members = item
             clips = {file_id: wanted[file_id] for file_id in members["file_id"]}
             try:
-                self.stage_zip_members(fs, commit, path, members["zip_size"][0], clips, log, self.max_clip_bytes)
+                self.stage_zip_members(commit, path, clips, log, self.max_clip_bytes)
             except Exception as error:  # noqa: BLE001 - every row gets an outcome
                 pending = [t for targets in clips.values() for t in targets if not log.has_result(t)]
                 record_error(log, pending, error)

@@ -1,19 +1,63 @@
 """Stage chosen members of a remote zip whose central directory a library has parsed.
 
-The zip object reads its central directory by Range requests (remotezip, or zipfile over
-an HfFileSystem file); members are refused here when their names or sizes are unsafe, and the
-needed ones are then read by `ranged_reads` (coalesced parallel ranges or one streaming read,
-every member's size and CRC checked), so a corrupt upstream never reaches the layout.
+remotezip reads the central directory by Range requests (`remote_zip`: the end record, then
+exactly the directory, every byte counted into the partition's ledger); members are refused
+here when their names or sizes are unsafe, and the needed ones are then read by `ranged_reads`
+(coalesced parallel ranges or one streaming read, every member's size and CRC checked), so a
+corrupt upstream never reaches the layout.
 """
 
 import stat
 import zipfile
 from pathlib import Path
 
+import remotezip
+import requests
+
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.ranged_reads import Choice, Member, RangedReads, Source, check_method, fetch_members, pick
 from encord_assets.sources.retry import record_error
+
+
+# remotezip's first read: the end record and a ZIP64 locator, unless the archive has a long comment
+END_RECORD_BYTES = 256
+
+
+class HttpStatusError(Exception):
+    def __init__(self, status: int, url: str, headers):
+        super().__init__(f"{url} answered {status}")
+        self.status = status
+        self.headers = headers
+
+
+class CountingFetcher(remotezip.RemoteFetcher):
+    """remotezip's fetcher, counting bytes into the partition's log and keeping HTTP statuses."""
+
+    log: FetchLedger | None = None
+    timeout: float = 60.0
+
+    def _request(self, kwargs):
+        response = self._session.get(self._url, stream=True, timeout=self.timeout, **kwargs)
+        self.log.fetched(int(response.headers.get("Content-Length", 0)))
+        if response.status_code >= 400:
+            response.close()
+            raise HttpStatusError(response.status_code, self._url, response.headers)
+        if "Content-Range" not in response.headers:
+            response.close()
+            raise remotezip.RangeNotSupported("the server does not support Range requests")
+        return response.raw, response.headers["Content-Range"]
+
+
+def remote_zip(
+    url: str, session: requests.Session, log: FetchLedger, timeout: float, headers: dict[str, str] | None = None
+) -> remotezip.RemoteZip:
+    """The zip at `url`, its central directory read by two ranged GETs (the end record, then exactly
+    the directory) over `session` (a warm connection), every byte counted into `log`."""
+    fetcher = type("PartitionFetcher", (CountingFetcher,), {"log": log, "timeout": timeout})
+    return remotezip.RemoteZip(
+        url, initial_buffer_size=END_RECORD_BYTES, session=session, fetcher=fetcher, headers=dict(headers or {})
+    )
 
 
 def member_problem(info: zipfile.ZipInfo, archive_size: int, max_member_bytes: int) -> tuple[str, str] | None:

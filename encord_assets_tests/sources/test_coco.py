@@ -1,6 +1,7 @@
 """COCO through Dagster against the mirror: placement, accounting, bytes, hostile and broken zips."""
 
 import hashlib
+import struct
 import zipfile
 
 import polars as pl
@@ -9,7 +10,8 @@ import pytest
 from encord_assets.demo import normalized_rows
 from encord_assets.mirror import coco as coco_mirror
 from encord_assets.mirror.media import write_zip
-from encord_assets.sources.coco import TAIL_BYTES
+from encord_assets.sources.coco import TAIL_BYTES, estimated_members
+from encord_assets.sources.ranged_reads import RangedReads, choose, plan_parallel
 from encord_assets_tests.conftest import IMAGE_HEADER, manifest_of, materialization_metadata, start_mirror, write_infos
 
 
@@ -21,6 +23,20 @@ def run_all(materializer, root, asset="image_coco"):
     materializer.infos("image")
     keys = materializer.source_partitions(asset, "image")
     return {key: materializer.run(asset, key) for key in keys}
+
+
+def test_auto_estimates_a_random_subset_whose_neighbours_coalesce():
+    # the end record of a 2,000-member zip of ~144 KB members (the first estimate reads only this)
+    entries, directory_start = 2000, 2000 * 144_000
+    tail = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, 160_000, directory_start, 0)
+    half, directory = estimated_members(tail, 1000)
+    assert directory == 160_000 and len({m.header_offset for m in half}) == 1000
+    # a random half: about one run of neighbours per two members, each read as one range
+    assert len(plan_parallel(half, RangedReads())) < 0.7 * len(half)
+    link = RangedReads(connections=8, link_bytes_per_second=25_000_000)
+    assert choose(half, directory_start, 0.02, link, single_gets=True, index_bytes=directory).method == "ranges"
+    few, _ = estimated_members(tail, 20)
+    assert choose(few, directory_start, 0.02, link, single_gets=True, index_bytes=directory).method == "single"
 
 
 def test_sample_rows_are_placed_accounted_for_and_a_rerun_fetches_nothing(sample_mirror, materializer, root, sample_rows):

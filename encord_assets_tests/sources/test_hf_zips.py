@@ -6,6 +6,7 @@ import polars as pl
 
 from encord_assets.materialize import Materializer
 from encord_assets.mirror import flickr30k, hf_hub, vidgen
+from encord_assets.sources.zip_members import END_RECORD_BYTES
 from encord_assets_tests.conftest import materialization_metadata
 from encord_assets_tests.sources.hf_setup import SAVE_FOLDER, manifest, point_at, serve, sha256, write_infos
 
@@ -15,12 +16,12 @@ def only(source: str, builder, **options):
 
 
 def zip_budget(path, needed_stems: set[str]) -> int:
-    """Bytes of the needed members (local header, name, data) plus the central directory (0 for a zip
-    holding none of them)."""
+    """Bytes of the needed members (local header, name, data) plus the central directory and remotezip's
+    first read of the end record, which overlaps it (0 for a zip holding none of them)."""
     with zipfile.ZipFile(path) as zf:
         infos = [i for i in zf.infolist() if i.filename.rsplit("/", 1)[-1].split(".")[0] in needed_stems]
         central = path.stat().st_size - zf.start_dir
-    return sum(30 + len(i.filename.encode()) + len(i.extra) + i.compress_size for i in infos) + (central if infos else 0)
+    return sum(30 + len(i.filename.encode()) + len(i.extra) + i.compress_size for i in infos) + (central + END_RECORD_BYTES if infos else 0)
 
 
 def archive_bytes(stats: dict) -> int:
@@ -44,8 +45,8 @@ def test_flickr30k_one_percent_reads_its_members_and_the_central_directory(tmp_p
         stems = {target.rsplit("/", 1)[-1].removesuffix(".jpg") for target in rows["target"]}
         stats = mirror.stats()
         assert stats["bytes_sent"] <= 1.2 * zip_budget(archive, stems), key
-        # /resolve: HfFileSystem's reads of the central directory, then one HEAD for all the members' ranges
-        assert stats["by_prefix"]["/datasets"]["requests"] <= 4, stats
+        # /resolve: one HEAD for the central directory and all the members' ranges (then the CDN)
+        assert stats["by_prefix"]["/datasets"]["requests"] == 1, stats
         meta = materialization_metadata(result, "image_flickr30k")
         assert meta["read_method"] == "ranges" and "round trip" in meta["read_reason"], meta
         assert rows["outcome"].unique().to_list() == ["placed"]
