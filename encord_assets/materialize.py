@@ -3,6 +3,7 @@
 import time
 
 import dagster as dg
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 import polars as pl
 
 from encord_assets.definitions import build_defs
@@ -44,6 +45,11 @@ class Materializer:
         self.say = say
         self.defs = build_defs()
         self.instance = instance
+        # The repository is resolved once (Dagster caches it) with this instance's definitions-state
+        # storage: Dagster reads it from a context variable, where an instance closed since (another
+        # Materializer's, a CLI command's) may still be found.
+        with set_defs_state_storage(instance.defs_state_storage):
+            self.defs.get_repository_def()
         self.store = default_store().process_config_and_initialize()
         # with their checks: a partition with failed rows fails its run through `no_failed_rows`
         self.assets = [*self.defs.assets, *self.defs.asset_checks]
