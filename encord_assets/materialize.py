@@ -45,11 +45,6 @@ class Materializer:
         self.say = say
         self.defs = build_defs()
         self.instance = instance
-        # The repository is resolved once (Dagster caches it) with this instance's definitions-state
-        # storage: Dagster reads it from a context variable, where an instance closed since (another
-        # Materializer's, a CLI command's) may still be found.
-        with set_defs_state_storage(instance.defs_state_storage):
-            self.defs.get_repository_def()
         self.store = default_store().process_config_and_initialize()
         # with their checks: a partition with failed rows fails its run through `no_failed_rows`
         self.assets = [*self.defs.assets, *self.defs.asset_checks]
@@ -59,20 +54,23 @@ class Materializer:
         """A source asset's partition through its `fill_<source>` job (a named run, as the UI and
         sensors launch it), anything else as a run of that asset; checks included."""
         job = f"fill_{asset_name}"
-        if self.defs.get_repository_def().has_job(job):
-            result = self.defs.resolve_job_def(job).execute_in_process(
-                partition_key=partition_key, instance=self.instance, run_config=QUIET, raise_on_error=raise_on_error
-            )
-        else:
-            result = dg.materialize(
-                self.assets,
-                selection=[asset_name],
-                partition_key=partition_key,
-                instance=self.instance,
-                resources=self.defs.resources,
-                run_config=QUIET,
-                raise_on_error=raise_on_error,
-            )
+        # Definitions are resolved with this instance's definitions-state storage: Dagster reads it
+        # from a context variable, where the storage of an instance closed since may still be found.
+        with set_defs_state_storage(self.instance.defs_state_storage):
+            if self.defs.get_repository_def().has_job(job):
+                result = self.defs.resolve_job_def(job).execute_in_process(
+                    partition_key=partition_key, instance=self.instance, run_config=QUIET, raise_on_error=raise_on_error
+                )
+            else:
+                result = dg.materialize(
+                    self.assets,
+                    selection=[asset_name],
+                    partition_key=partition_key,
+                    instance=self.instance,
+                    resources=self.defs.resources,
+                    run_config=QUIET,
+                    raise_on_error=raise_on_error,
+                )
         if not result.success:
             self.failures.append(f"{asset_name} {partition_key or ''}".strip())
         return result
