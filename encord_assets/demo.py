@@ -2,6 +2,8 @@
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +20,7 @@ from encord_assets.operations.instance import install_instance_yaml, relax_sqlit
 from encord_assets.products.coverage import coverage, problem_rows, read_rejects
 from encord_assets.store import DatasetStore
 from encord_assets.store.store import is_object_url
+
 
 def normalized_rows(infos_dir: Path) -> pl.DataFrame:
     """Every valid routed row of every split, for building the mirror (the assets redo this in Dagster)."""
@@ -70,6 +73,32 @@ def serve_openimages(openimages_dir: Path | None, classes: str, mirror_dir: Path
     return {"OPENIMAGES_CLASSES": classes}
 
 
+@contextmanager
+def offline_upstreams(
+    infos_dir: Path | None, root: str, dagster_home: Path, mirror_dir: Path, openimages_dir: Path | None, openimages_classes: str
+) -> Iterator[Mirror]:
+    """The mirror serving every upstream file the infos name (plus the Open Images emulation of the CSVs
+    in `openimages_dir`; None: none), an instance in `dagster_home` with the project's dagster.yaml and
+    pool limits, and this process's environment pointing ROOT, the infos, the instance and every
+    upstream setting at them, for the demo and for `encord-assets dev`."""
+    infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
+    root = root if is_object_url(root) else str(Path(root).absolute())
+    dagster_home, mirror_dir = dagster_home.absolute(), mirror_dir.absolute()
+    if install_instance_yaml(dagster_home):
+        print(f"wrote {dagster_home / 'dagster.yaml'} (run queue and pool limits)")
+    print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
+    build_content(normalized_rows(infos_dir), mirror_dir)
+    chosen_classes = serve_openimages(openimages_dir, openimages_classes, mirror_dir)
+    with Mirror(mirror_dir) as mirror:
+        os.environ.update(
+            {"ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir), "DAGSTER_HOME": str(dagster_home), **attach(mirror), **chosen_classes}
+        )
+        print(f"upstream mirror: {mirror.url} (every upstream setting points at it)", flush=True)
+        with dg.DagsterInstance.get() as instance:
+            set_pool_limits(instance)
+        yield mirror
+
+
 def run_demo(
     infos_dir: Path | None,
     root: str,
@@ -81,27 +110,13 @@ def run_demo(
     """`root` is a local folder or an s3:// URL (endpoint and credentials from the AWS_* variables);
     `openimages_dir` holds official-format Open Images CSVs (None: no Open Images)."""
     started = time.monotonic()
-    infos_dir = Path(infos_dir or SAMPLE_INFOS_DIR).absolute()
-    root = root if is_object_url(root) else str(Path(root).absolute())
-    dagster_home, mirror_dir = dagster_home.absolute(), mirror_dir.absolute()
-    if install_instance_yaml(dagster_home):
-        print(f"wrote {dagster_home / 'dagster.yaml'} (run queue and pool limits)")
     relax_sqlite_durability()
-    print(f"infos: {infos_dir}\nROOT: {root}\nDAGSTER_HOME: {dagster_home}")
-    build_content(normalized_rows(infos_dir), mirror_dir)
-    os.environ.update(serve_openimages(openimages_dir, openimages_classes, mirror_dir))
-    with Mirror(mirror_dir) as mirror:
-        settings = attach(mirror)
-        os.environ.update(
-            {"ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir), "DAGSTER_HOME": str(dagster_home), **settings}
-        )
-        print(f"upstream mirror: {mirror.url}")
+    with offline_upstreams(infos_dir, root, dagster_home, mirror_dir, openimages_dir, openimages_classes) as mirror:
         with dg.DagsterInstance.get() as instance:
-            set_pool_limits(instance)
             materializer = Materializer(instance, say=lambda line: print(line, flush=True))
             materializer.everything(openimages=openimages_dir is not None)
         fetched = mirror.stats()["bytes_sent"]
-    write_dotenv(Path.cwd(), {"DAGSTER_HOME": str(dagster_home), "ROOT_DATA_PATH": root, "ENCORD_INFOS_DIR": str(infos_dir)})
+    write_dotenv(Path.cwd(), {name: os.environ[name] for name in ("DAGSTER_HOME", "ROOT_DATA_PATH", "ENCORD_INFOS_DIR")})
     code = print_report(materializer.store, fetched, materializer.failures, time.monotonic() - started)
     # the mirror stops with the demo: a UI run would go to the real upstreams without it
     print("To browse these runs and launch more offline: uv run encord-assets dev (the web UI against the mirror)")
