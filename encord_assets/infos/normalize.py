@@ -260,10 +260,80 @@ def normalize(
     required = [id_column] + [c for c in REQUIRED_COLUMNS[modality] if not (eshot and c == "source_dataset")]
     if problem := _header_problem(header, required):
         return unread(modality, infos_file, problem)
+    pass_args = (path, header, infos_file, split, modality, id_column, known_save_folders, audio_dir, max_clip_seconds, work_dir)
+    try:
+        # strict decoding is the cheaper parse; almost every file is valid UTF-8
+        return _normalize_pass(*pass_args, encoding="utf8")
+    except pl.exceptions.ComputeError as error:
+        if "invalid utf-8" not in str(error):
+            raise
+    # read again with the bad bytes as U+FFFD, which the rules refuse row by row
+    return _normalize_pass(*pass_args, encoding="utf8-lossy")
 
+
+def _scan(path: Path, encoding: str) -> pl.LazyFrame:
+    return pl.scan_csv(path, infer_schema=False, encoding=encoding, truncate_ragged_lines=True).with_row_index("infos_row", offset=1)
+
+
+class _Batches:
+    """What the one pass keeps of each batch it judges, besides the valid rows it lets through: the
+    refused rows, the valid rows per partition, and whether the batch's ids rise (and over which
+    range). Ids rising within every batch, in ranges that do not overlap, repeat nowhere: the
+    search for duplicate ids after the pass is needed only otherwise."""
+
+    def __init__(self, refused_columns: list[str], count_by: list[str]):
+        self.refused_columns, self.count_by = refused_columns, count_by
+        self.refused: list[pl.DataFrame] = []
+        self.counts: list[pl.DataFrame] = []
+        self.id_ranges: list[tuple[int, int]] = []
+        self.ids_rise = True
+
+    def __call__(self, batch: pl.Series) -> pl.Series:
+        frame = batch.struct.unnest()
+        refused = frame["_refused"]
+        if refused.any():
+            # copied out through arrow: a filtered string column still holds its whole batch's buffers
+            kept = frame.filter(refused).select(self.refused_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
+            self.refused.append(pl.from_arrow(kept))
+        valid = frame.lazy().filter(~pl.col("_refused"))
+        self.counts.append((valid.group_by(self.count_by).len() if self.count_by else valid.select(pl.len())).collect())
+        ids = frame["row_id"].drop_nulls()
+        if len(ids):
+            self.ids_rise = self.ids_rise and bool((ids.diff(null_behavior="drop") > 0).all())
+            self.id_ranges.append((ids.min(), ids.max()))
+        return ~refused
+
+    def ids_may_repeat(self) -> bool:
+        ranges = sorted(self.id_ranges)
+        return not self.ids_rise or any(high >= low for (_, high), (low, _) in zip(ranges, ranges[1:]))
+
+    def refused_rows(self, schema: pl.Schema) -> pl.DataFrame:
+        empty = pl.DataFrame(schema={c: schema[c] for c in self.refused_columns})
+        return pl.concat([empty, *self.refused]).sort("infos_row")
+
+    def counts_by_partition(self) -> pl.DataFrame:
+        counts = pl.concat([pl.DataFrame(schema={**{c: pl.String for c in self.count_by}, "len": pl.UInt32}), *self.counts])
+        if not self.count_by:
+            return counts.select(pl.col("len").sum().cast(pl.UInt32))
+        return counts.group_by(self.count_by).agg(pl.col("len").sum().cast(pl.UInt32))
+
+
+def _normalize_pass(
+    path: Path,
+    header: list[str],
+    infos_file: str,
+    split: str,
+    modality: str,
+    id_column: str,
+    known_save_folders: tuple[str, ...],
+    audio_dir: str,
+    max_clip_seconds: float,
+    work_dir: Path | None,
+    encoding: str,
+) -> NormalizedInfos:
+    eshot = split == "eshot"
     lf = (
-        pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=True)
-        .with_row_index("infos_row", offset=1)
+        _scan(path, encoding)
         .with_columns(pl.col("infos_row").cast(pl.Int64))
         .rename({id_column: "row_id_raw"})
         .with_columns(pl.col("row_id_raw").str.strip_chars().cast(pl.Int64, strict=False).alias("row_id"))
@@ -308,23 +378,28 @@ def normalize(
             .with_columns(source_partition_key_expr(specs, split).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
-    # The one pass over the CSV: one polars query with two outputs (it shares their scan), the valid
-    # rows written as the final table (kept in memory for small files) and the refused rows.
+    # The one pass over the CSV, with one output (the valid rows, written as the final table or kept
+    # in memory for small files): the refused rows and the counts are taken from each batch on its way.
     refused = pl.col("_refused") | pl.col("source").is_null()
     rejected_columns = list(dict.fromkeys([*inputs, "source"]))
     names = [c if isinstance(c, str) else c.meta.output_name() for c in row_columns]
     judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), refused.alias("_refused"))
+    batches = _Batches(rejected_columns, count_by)
+    valid = judged.filter(pl.struct(pl.all()).map_batches(batches, return_dtype=pl.Boolean, is_elementwise=True)).select(names)
     rows_file = Path(work_dir) / "rows.parquet" if work_dir is not None else None
-    valid = judged.filter(~pl.col("_refused")).select(names)
-    refused_rows = judged.filter(pl.col("_refused")).select(rejected_columns)
     if rows_file is None:
-        rows, rejected = pl.collect_all([valid, refused_rows], engine="streaming")
-        rows = rows.lazy()
+        rows = valid.collect(engine="streaming").lazy()
     else:
-        _, rejected = pl.collect_all([valid.sink_parquet(rows_file, statistics=False, lazy=True), refused_rows], engine="streaming")
+        # zstd's fastest level: this table is read a few times, written once per infos run
+        valid.sink_parquet(rows_file, compression="zstd", compression_level=1, statistics=False)
         rows = pl.scan_parquet(rows_file)
-    rows, rejected = _judge_duplicates(path, rows, _reasons(rejected, rules, id_column, modality), id_column, rows_file)
-    counts = (rows.group_by(count_by).len() if count_by else rows.select(pl.len())).collect(engine="streaming")
+    rejected = _reasons(batches.refused_rows(judged.collect_schema()), rules, id_column, modality)
+    counts = batches.counts_by_partition()
+    if batches.ids_may_repeat():
+        judged_rows = rows
+        rows, rejected = _judge_duplicates(path, encoding, rows, rejected, id_column, rows_file)
+        if rows is not judged_rows:  # duplicates left the table: count again
+            counts = (rows.group_by(count_by).len() if count_by else rows.select(pl.len())).collect(engine="streaming")
     return NormalizedInfos(rows, _rejects(rejected, infos_file, modality), counts, rows_file)
 
 
@@ -345,12 +420,13 @@ def _reasons(rejected: pl.DataFrame, rules: list, id_column: str, modality: str)
 
 
 def _judge_duplicates(
-    path: Path, rows: pl.LazyFrame, rejected: pl.DataFrame, id_column: str, rows_file: Path | None
+    path: Path, encoding: str, rows: pl.LazyFrame, rejected: pl.DataFrame, id_column: str, rows_file: Path | None
 ) -> tuple[pl.LazyFrame, pl.DataFrame]:
     """A row whose id an earlier row has is rejected as a duplicate. The rules an id can fail before
     (empty, not an integer) leave no id to repeat, so the duplicate reason outranks every other.
 
-    Found after the pass, from the ids of the valid and the refused rows in row order. Only when
+    Searched after the pass, when it could not rule them out (ids that do not rise batch by batch),
+    from the ids of the valid and the refused rows in row order. Only when
     some are duplicates are the rows rewritten without them (and their raw ids read again)."""
     valid_id = pl.col("encord_text_id" if "encord_text_id" in rows.collect_schema() else "row_id")
     ids = rows.select("infos_row", valid_id.alias("row_id")).merge_sorted(rejected.lazy().select("infos_row", "row_id"), key="infos_row")
@@ -363,8 +439,7 @@ def _judge_duplicates(
     duplicate = pl.col("infos_row").is_in(duplicate_rows.implode())
     # the raw id of a valid row is not kept: read again, for these rows only
     raw_ids = (
-        pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=True)
-        .with_row_index("infos_row", offset=1)
+        _scan(path, encoding)
         .select(pl.col("infos_row").cast(pl.Int64), pl.col(id_column).alias("row_id_raw"))
         .filter(duplicate)
     )
