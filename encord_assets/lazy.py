@@ -21,12 +21,14 @@ class LazyModule(types.ModuleType):
 
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
     import polars_hash as plh
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from PIL import Image
 else:
+    np = LazyModule("numpy")
     pl = LazyModule("polars")
     plh = LazyModule("polars_hash")
     pc = LazyModule("pyarrow.compute")

@@ -18,9 +18,9 @@ from encord_assets.infos.datasets import (
     lookup,
 )
 from encord_assets.layout.paths import KNOWN_SAVE_FOLDERS, target_expr, unsafe_component, unsafe_component_reason
-from encord_assets.lazy import pl
+from encord_assets.lazy import np, pl
 from encord_assets.settings import DEFAULT_MAX_CLIP_SECONDS
-from encord_assets.sources.partitions import source_partition_key_expr
+from encord_assets.sources.partitions import source_partition_keys
 from encord_assets.sources.registry import sources_for
 
 ID_COLUMNS = {
@@ -41,6 +41,8 @@ REQUIRED_COLUMNS = {
     "text": ("caption",),
 }
 OPTIONAL_COLUMNS = ("youtube_id", "start_time", "end_time", "file_id", "dataset_license")
+# stripped of surrounding blanks, and null when nothing is left
+STRIPPED_COLUMNS = ("youtube_id", "file_id", "dataset_license")
 
 REJECT_SCHEMA = {
     "infos_file": str,
@@ -153,16 +155,19 @@ def _unsafe(column: str, value: pl.Expr, applies: pl.Expr | None = None) -> tupl
 
 def _rules(
     modality: str, id_column: str, known_save_folders: tuple[str, ...], max_clip_seconds: float
-) -> list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr]]:
+) -> list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr | None]]:
     """(column, reason-or-null expression) in the order a row is judged; the first reason wins. A
     third element, where given, is true exactly where the reason is not null and cheaper to evaluate:
-    every row is judged by these booleans, and only the refused rows get their reasons.
+    every row is judged by these booleans, and only the refused rows get their reasons. It is None
+    where a later rule refuses every row this one does: the row is refused without evaluating it
+    (and its reason, which comes first, is still the one reported).
 
     The id's third rule, duplicate ids, needs every id first: `_judge_duplicates` applies it
     after the pass that evaluates these."""
     ident = pl.col("row_id_raw")
-    rules: list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr]] = [
-        (id_column, pl.when(ident.is_null() | (ident.str.strip_chars() == "")).then(pl.lit("empty"))),
+    rules: list[tuple[str, pl.Expr] | tuple[str, pl.Expr, pl.Expr | None]] = [
+        # an empty id is not an integer either
+        (id_column, pl.when(ident.is_null() | (ident.str.strip_chars() == "")).then(pl.lit("empty")), None),
         (id_column, pl.when(pl.col("row_id").is_null()).then(pl.lit("not an integer"))),
     ]
     if modality == "text":
@@ -173,13 +178,18 @@ def _rules(
         return rules
     dataset = pl.col("source_dataset")
     known = sorted(name for name, (modalities, _) in DATASETS.items() if modality in modalities)
+    unsafe_folder = _unsafe("save_folder", pl.col("save_folder"))
+    if not pl.DataFrame({"f": known_save_folders}, schema={"f": pl.String}).select(unsafe_component(pl.col("f")).any()).item():
+        # every known folder is safe: an unsafe one is unknown too (or missing, which is_in passes)
+        unsafe_folder = (*unsafe_folder[:2], pl.col("save_folder").is_null())
     rules += [
-        ("source_dataset", pl.when(pl.col("source_dataset_raw").is_null()).then(pl.lit("empty"))),
+        # an empty dataset is not a known one either
+        ("source_dataset", pl.when(pl.col("source_dataset_raw").is_null()).then(pl.lit("empty")), None),
         (
             "source_dataset",
             pl.when(dataset.is_null()).then(pl.lit(f"unknown source dataset; known for {modality}: {', '.join(known)}")),
         ),
-        _unsafe("save_folder", pl.col("save_folder")),
+        unsafe_folder,
         (
             "save_folder",
             pl.when(~pl.col("save_folder").is_in(list(known_save_folders))).then(
@@ -279,28 +289,38 @@ class _Batches:
     """What the one pass keeps of each batch it judges, besides the valid rows it lets through: the
     refused rows, the valid rows per partition, and whether the batch's ids rise (and over which
     range). Ids rising within every batch, in ranges that do not overlap, repeat nowhere: the
-    search for duplicate ids after the pass is needed only otherwise."""
+    search for duplicate ids after the pass is needed only otherwise.
 
-    def __init__(self, refused_columns: list[str], count_by: list[str]):
-        self.refused_columns, self.count_by = refused_columns, count_by
+    Batches may come from several threads: each one only appends, or turns `ids_rise` off."""
+
+    def __init__(self, refused_columns: list[str], partition_keys: pl.DataFrame | None):
+        # rows are counted by their position in `partition_keys` (column `_key`), cheaper than by two
+        # strings; text rows have no partition and are counted as one
+        self.refused_columns, self.partition_keys = refused_columns, partition_keys
         self.refused: list[pl.DataFrame] = []
-        self.counts: list[pl.DataFrame] = []
+        self.counts: list[np.ndarray] = []
         self.id_ranges: list[tuple[int, int]] = []
         self.ids_rise = True
 
     def __call__(self, batch: pl.Series) -> pl.Series:
         frame = batch.struct.unnest()
         refused = frame["_refused"]
-        if refused.any():
+        any_refused = refused.any()
+        if any_refused:
             # copied out through arrow: a filtered string column still holds its whole batch's buffers
             kept = frame.filter(refused).select(self.refused_columns).to_arrow(compat_level=pl.CompatLevel.oldest())
             self.refused.append(pl.from_arrow(kept))
-        valid = frame.lazy().filter(~pl.col("_refused"))
-        self.counts.append((valid.group_by(self.count_by).len() if self.count_by else valid.select(pl.len())).collect())
-        ids = frame["row_id"].drop_nulls()
-        if len(ids):
-            self.ids_rise = self.ids_rise and bool((ids.diff(null_behavior="drop") > 0).all())
-            self.id_ranges.append((ids.min(), ids.max()))
+        if self.partition_keys is None:
+            self.counts.append(np.array([len(frame) - refused.sum()]))
+        else:
+            keys = frame["_key"].filter(~refused) if any_refused else frame["_key"]
+            self.counts.append(np.bincount(keys.to_numpy(), minlength=self.partition_keys.height))
+        ids = frame["row_id"]
+        if self.ids_rise and len(ids) > ids.null_count():
+            rising = ids.drop_nulls().to_numpy()
+            if not (rising[1:] > rising[:-1]).all():
+                self.ids_rise = False
+            self.id_ranges.append((rising[0], rising[-1]))
         return ~refused
 
     def ids_may_repeat(self) -> bool:
@@ -312,10 +332,11 @@ class _Batches:
         return pl.concat([empty, *self.refused]).sort("infos_row")
 
     def counts_by_partition(self) -> pl.DataFrame:
-        counts = pl.concat([pl.DataFrame(schema={**{c: pl.String for c in self.count_by}, "len": pl.UInt32}), *self.counts])
-        if not self.count_by:
-            return counts.select(pl.col("len").sum().cast(pl.UInt32))
-        return counts.group_by(self.count_by).agg(pl.col("len").sum().cast(pl.UInt32))
+        """Rows per (source, partition_key) with rows; for text, one row: the count."""
+        if self.partition_keys is None:
+            return pl.DataFrame({"len": [int(sum(count[0] for count in self.counts))]}, schema={"len": pl.UInt32})
+        total = np.sum(self.counts, axis=0) if self.counts else np.zeros(self.partition_keys.height, dtype=np.int64)
+        return self.partition_keys.with_columns(pl.Series("len", total).cast(pl.UInt32)).filter(pl.col("len") > 0)
 
 
 def _normalize_pass(
@@ -351,16 +372,17 @@ def _normalize_pass(
             pl.col("end_time").alias("end_time_raw"),
             pl.col("start_time").str.strip_chars().cast(pl.Float64, strict=False),
             pl.col("end_time").str.strip_chars().cast(pl.Float64, strict=False),
-            # when/then, not replace(): polars cannot stream replace over a whole column
-            *[
-                pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c).str.strip_chars()).alias(c)
-                for c in ("youtube_id", "file_id", "dataset_license")
-            ],
+            *[pl.col(c).str.strip_chars() for c in STRIPPED_COLUMNS],
+        ).with_columns(
+            # when/then, not replace(): polars cannot stream replace over a whole column (and
+            # comparing the stripped column, not stripping twice, halves this step)
+            pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in STRIPPED_COLUMNS
         )
 
     rules = _rules(modality, id_column, known_save_folders, max_clip_seconds)
     # every row judged by booleans; reasons are found for the refused rows only, after the pass
-    refused_by_rule = pl.any_horizontal([rule[2] if len(rule) == 3 else rule[1].is_not_null() for rule in rules])
+    booleans = [rule[2] if len(rule) == 3 else rule[1].is_not_null() for rule in rules]
+    refused_by_rule = pl.any_horizontal([b for b in booleans if b is not None])
     inputs = lf.collect_schema().names()
     judged = lf.with_columns(refused_by_rule.alias("_refused"))
     judged = judged.with_columns(pl.lit(v).alias(c) for c, v in {"split": split, "infos_file": infos_file, "modality": modality}.items())
@@ -368,14 +390,17 @@ def _normalize_pass(
         judged = judged.with_columns(pl.lit("text").alias("source"))
         row_columns = [*TEXT_COLUMNS[:3], pl.col("row_id").alias("encord_text_id"), "caption"]
         count_by: list[str] = []
+        partition_keys = None
     else:
         specs = sources_for(modality)
+        partition_keys, position = source_partition_keys(specs, split)
         judged = (
             judged.with_columns(
                 lookup(pl.col("source_dataset"), {s.dataset: s.name for s in specs}).cast(pl.String).alias("source"),
             )
             .with_columns(target_expr(audio_dir).alias("target"))
-            .with_columns(source_partition_key_expr(specs, split).alias("partition_key"))
+            .with_columns(position.alias("_key"))
+            .with_columns(pl.lit(partition_keys["partition_key"]).gather(pl.col("_key")).alias("partition_key"))
         )
         row_columns, count_by = list(ROW_COLUMNS), ["source", "partition_key"]
     # The one pass over the CSV, with one output (the valid rows, written as the final table or kept
@@ -383,8 +408,9 @@ def _normalize_pass(
     refused = pl.col("_refused") | pl.col("source").is_null()
     rejected_columns = list(dict.fromkeys([*inputs, "source"]))
     names = [c if isinstance(c, str) else c.meta.output_name() for c in row_columns]
-    judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), refused.alias("_refused"))
-    batches = _Batches(rejected_columns, count_by)
+    key = [] if partition_keys is None else ["_key"]
+    judged = judged.select(*row_columns, *(c for c in rejected_columns if c not in names), *key, refused.alias("_refused"))
+    batches = _Batches(rejected_columns, partition_keys)
     valid = judged.filter(pl.struct(pl.all()).map_batches(batches, return_dtype=pl.Boolean, is_elementwise=True)).select(names)
     rows_file = Path(work_dir) / "rows.parquet" if work_dir is not None else None
     if rows_file is None:

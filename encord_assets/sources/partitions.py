@@ -90,27 +90,37 @@ def source_partitions(spec) -> dg.PartitionsDefinition:
     return hashed_partitions(spec.name, spec.splits)
 
 
-def source_partition_key_expr(specs, split: str) -> pl.Expr:
-    """partition_key of normalized rows of `split` (column `source`): the spec's own key when it
-    declares partitions (null when its fetcher locates rows at run time), else `<shard>|<split>`
-    as `partition_key_expr` makes it, picked from the few keys a source has rather than formatted
-    row by row."""
-    hashed_specs = [s for s in specs if s.partitions is None]
-    keys: list[str] = []
-    first_key = {}
-    for spec in hashed_specs:
+def source_partition_keys(specs, split: str) -> tuple[pl.DataFrame, pl.Expr]:
+    """Every (source, partition_key) a row of `split` can have, and the expression for each
+    normalized row's position among them (columns `source`, `target`; null for no source).
+
+    A hashed source's keys are `<shard>|<split>` as `partition_key_expr` makes them, the row's
+    at `xxhash64(target) % shards` after the source's first; a source that declares its own
+    partitions has one key (null when its fetcher locates rows at run time). Picking from these
+    few keys costs less than formatting a key row by row, and counting rows per partition counts
+    positions."""
+    sources: list[str] = []
+    keys: list[str | None] = []
+    first_key, shards = {}, {}
+    for spec in specs:
         first_key[spec.name] = len(keys)
-        keys += [f"{shard:0{shard_width(spec.shards)}d}|{split}" for shard in range(spec.shards)]
-    shard = plh.col("target").nchash.xxhash64() % lookup(pl.col("source"), {s.name: s.shards for s in hashed_specs}).cast(pl.UInt64)
-    hashed = pl.lit(pl.Series(keys, dtype=pl.String)).gather((lookup(pl.col("source"), first_key).cast(pl.UInt64) + shard).cast(pl.UInt32))
-    own = {s.name: s.partitions.row_key for s in specs if s.partitions is not None}
-    if not own:
-        return hashed
-    return (
-        pl.when(pl.col("source").is_in(list(own)))
-        .then(lookup(pl.col("source"), own).cast(pl.String))
-        .otherwise(hashed)
-    )
+        if spec.partitions is None:
+            shards[spec.name] = spec.shards
+            keys += [f"{shard:0{shard_width(spec.shards)}d}|{split}" for shard in range(spec.shards)]
+        else:
+            shards[spec.name] = 1
+            keys.append(spec.partitions.row_key)
+        sources += [spec.name] * (len(keys) - first_key[spec.name])
+    table = pl.DataFrame({"source": sources, "partition_key": keys}, schema={"source": pl.String, "partition_key": pl.String})
+    shard = plh.col("target").nchash.xxhash64() % lookup(pl.col("source"), shards).cast(pl.UInt64)
+    position = (lookup(pl.col("source"), first_key).cast(pl.UInt64) + shard).cast(pl.UInt32)
+    return table, position
+
+
+def source_partition_key_expr(specs, split: str) -> pl.Expr:
+    """partition_key of normalized rows of `split` (columns `source`, `target`)."""
+    table, position = source_partition_keys(specs, split)
+    return pl.lit(table["partition_key"]).gather(position)
 
 
 def partitions_with_rows(store: DatasetStore, source_name: str, modality: str) -> list[str | None] | None:

@@ -186,3 +186,61 @@ def test_partition_keys_are_xxhash64_of_the_target_modulo_the_source_shards_on_m
         else:
             shard = xxhash.xxh64_intdigest(target.encode()) % spec.shards
             assert key == f"{shard:0{shard_width(spec.shards)}d}|e-mm1_1m", (target, source)
+
+
+def test_rows_judged_in_many_batches_get_the_same_reasons_and_counts(tmp_path):
+    """The pass takes the refused rows and the counts from each batch: on a file of thousands of
+    rows (several batches) the bad rows get their reasons, and the counts are the table's."""
+    good = [f"{n},Valor,MIT,abcdefghijk,1.0,3.5,,good{n}.mp4,shared" for n in range(1000, 7000)]
+    bad = list(BAD_VIDEO_ROWS)
+    lines = [HEADER, GOOD]
+    for index, line in enumerate(good):
+        lines.append(line)
+        if index % 200 == 0 and bad:
+            lines.append(bad.pop(0))
+    lines += bad
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video", work_dir=work_dir)
+    rejects = {r["infos_row"]: (r["column"], r["reason"]) for r in result.rejects.iter_rows(named=True)}
+    expected = {lines.index(line): reason for line, reason in BAD_VIDEO_ROWS.items()}
+    assert set(rejects) == set(expected)
+    for row, (column, reason) in expected.items():
+        assert rejects[row][0] == column and reason in rejects[row][1], (row, rejects[row])
+    table = result.rows.collect()
+    assert table.height == len(good) + 1
+    from_table = table.group_by("source", "partition_key").len().sort("source", "partition_key")
+    assert result.counts.sort("source", "partition_key").equals(from_table)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [*range(1, 5001), 17],  # rising, one repeat at the end
+        [*range(1, 2501), *range(1, 2501)],  # each half rising, the second repeating the first
+        [*range(5000, 0, -1), 4000],  # falling: the pass cannot rule repeats out
+    ],
+    ids=["rising", "repeated_range", "falling"],
+)
+def test_duplicate_ids_are_found_whatever_the_order_of_the_ids(tmp_path, ids):
+    lines = ["encord_image_id,source_dataset,dataset_license,file_id,file_name,save_folder"]
+    lines += [f"{i},COCO,x,{n},{n}.jpg,shared" for n, i in enumerate(ids, start=1)]
+    result = normalize(write(tmp_path, lines, "image.csv"), "image.csv", "e-mm1_1m", "image")
+    seen, expected = set(), []
+    for row, i in enumerate(ids, start=1):
+        if i in seen:
+            expected.append(row)
+        seen.add(i)
+    assert result.rejects["infos_row"].to_list() == expected
+    assert set(result.rejects["reason"]) == {"duplicate id (an earlier row has the same id)"}
+    assert result.counts["len"].sum() == len(ids) - len(expected) == result.rows.collect().height
+
+
+def test_an_unsafe_extra_save_folder_is_still_refused_as_unsafe(tmp_path):
+    """The folder's own rules are skipped for rows whose folder is known only while every known
+    folder is safe: an unsafe extra one keeps them."""
+    lines = [HEADER, GOOD, "2,Valor,MIT,abcdefghijk,1,3,,a.mp4,sha/red", "3,Valor,MIT,abcdefghijk,1,3,,b.mp4,"]
+    for known in [("shared",), ("shared", "sha/red")]:
+        result = normalize(write(tmp_path, lines), "video.csv", "e-mm1_1m", "video", known_save_folders=known)
+        reasons = dict(result.rejects.select("infos_row", "reason").iter_rows())
+        assert reasons == {2: "contains '/'", 3: "empty"}, known
