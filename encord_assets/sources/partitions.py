@@ -117,12 +117,6 @@ def source_partition_keys(specs, split: str) -> tuple[pl.DataFrame, pl.Expr]:
     return table, position
 
 
-def source_partition_key_expr(specs, split: str) -> pl.Expr:
-    """partition_key of normalized rows of `split` (columns `source`, `target`)."""
-    table, position = source_partition_keys(specs, split)
-    return pl.lit(table["partition_key"]).gather(position)
-
-
 def partitions_with_rows(store: DatasetStore, source_name: str, modality: str) -> list[str | None] | None:
     """The partition keys holding rows of a source, from its materialized infos tables (None when
     there is no table yet; a None key stands for rows whose partition is found at run time)."""
