@@ -57,12 +57,12 @@ def unsafe_component_reason(value: pl.Expr) -> pl.Expr:
 
 def unsafe_component(value: pl.Expr) -> pl.Expr:
     """True exactly where `unsafe_component_reason` gives a reason: its rules as one boolean, cheaper
-    to evaluate on every row (one character class for NUL, slashes, control characters and U+FFFD)."""
+    to evaluate on every row (one regex: blank (`\\s` is the whitespace `strip_chars` strips), `.`
+    or `..`, or a character of one class for NUL, slashes, control characters and U+FFFD; half the
+    cost of testing blank and `.`/`..` apart)."""
     return (
         value.is_null()
-        | (value.str.strip_chars() == "")
-        | value.str.contains(r"[\x00-\x1f\x7f/\\\x{fffd}]")
-        | value.is_in([".", ".."])
+        | value.str.contains(r"^(?:\s*|\.\.?)$|[\x00-\x1f\x7f/\\\x{fffd}]")
         | (value.str.len_bytes() > MAX_NAME_BYTES)
     )
 

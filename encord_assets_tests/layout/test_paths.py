@@ -87,7 +87,7 @@ def test_names_the_fast_path_accepts_pass_every_rule(name):
 
 
 # the characters every rule looks at, among ordinary ones, so that hostile names are common
-NAME_CHARACTERS = st.sampled_from(["a", "é", " ", "\t", "\x00", "\x01", "\x1f", "\x7f", "/", "\\", ".", "\ufffd", "x" * 120])
+NAME_CHARACTERS = st.sampled_from(["a", "é", " ", "\t", "\u00a0", "\u3000", "\u2028", "\x00", "\x01", "\x1f", "\x7f", "/", "\\", ".", "\ufffd", "x" * 120])
 
 
 @given(st.lists(st.one_of(st.none(), st.lists(NAME_CHARACTERS, max_size=6).map("".join), st.text(max_size=8)), min_size=1, max_size=50))
