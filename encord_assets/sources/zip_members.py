@@ -16,19 +16,13 @@ import requests
 
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
+from encord_assets.sources.http import HttpStatusError
 from encord_assets.sources.ranged_reads import Choice, Member, RangedReads, Source, check_method, fetch_members, pick
 from encord_assets.sources.retry import record_error
 
 
 # remotezip's first read: the end record and a ZIP64 locator, unless the archive has a long comment
 END_RECORD_BYTES = 256
-
-
-class HttpStatusError(Exception):
-    def __init__(self, status: int, url: str, headers):
-        super().__init__(f"{url} answered {status}")
-        self.status = status
-        self.headers = headers
 
 
 class CountingFetcher(remotezip.RemoteFetcher):
