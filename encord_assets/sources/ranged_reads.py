@@ -11,7 +11,6 @@ and streaming from the subset's share of bytes and the measured round trip, and 
 """
 
 import math
-import os
 import struct
 import threading
 import time
@@ -45,6 +44,9 @@ MAX_REDIRECTS = 10  # real upstreams redirect once or twice (HF: to its CDN); mo
 # On the shaped link (benchmarks/shaped_archives.py) one stream was never faster than parallel
 # ranges, even at 100%, where the model gives it one round trip: it has to win by more than that.
 STREAM_MARGIN = 0.9
+# this process's CPU per request (urllib3, headers, a staging file, the ledger; measured ~0.5-1 ms on a
+# loaded 2-core machine): serial under the GIL, so with many tiny members it, not the link, bounds ranges
+CLIENT_SECONDS_PER_REQUEST = 0.001
 # coalesced ranges read at most this share of unneeded bytes between members (fetched <= 1.2x needed)
 MAX_WASTE_SHARE = 0.2
 
@@ -206,11 +208,13 @@ class _HttpBody:
 
 
 def _pool_for(url: str, user_agent: str) -> urllib3.PoolManager:
-    """A pool of one connection per host, as requests would set it up: its CA bundle (or the one
-    REQUESTS_CA_BUNDLE names) and the environment's proxy for `url` (NO_PROXY respected)."""
-    ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+    """A pool of one connection per host, set up from the environment as a requests session would be
+    (its CA bundle or REQUESTS_CA_BUNDLE's, the proxy for `url` unless NO_PROXY exempts it)."""
+    environment = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    verify = environment["verify"]
+    ca_certs = verify if isinstance(verify, str) else requests.certs.where()
     options = {"num_pools": 4, "maxsize": 1, "headers": {"User-Agent": user_agent}, "ca_certs": ca_certs, "retries": False}
-    proxy = requests.utils.get_environ_proxies(url).get(urlsplit(url).scheme)
+    proxy = environment["proxies"].get(urlsplit(url).scheme)
     return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
@@ -227,6 +231,7 @@ class HttpSource:
         self._local = threading.local()
         self._resolved: tuple[str, dict[str, str], int] | None = None
         self._lock = threading.Lock()
+        self.etag = ""  # the final answer's ETag, once resolved (a revision to cache by)
 
     def pool(self) -> urllib3.PoolManager:
         if not hasattr(self._local, "pool"):
@@ -260,6 +265,7 @@ class HttpSource:
                     if size is None:
                         raise RangeNotHonoured(f"{url} announces no size")
                     self._resolved = (url, headers, int(size))
+                    self.etag = response.headers.get("ETag", "").strip('"')
                     break
                 else:
                     raise Unavailable("redirect_loop", f"{self.url} redirects more than {MAX_REDIRECTS} times")
@@ -535,7 +541,8 @@ def choose(
     index_bytes: int = 0,
 ) -> Choice:
     """The fastest way to read `members`, from a model of the link: each request costs a round trip,
-    shared by `options.connections` connections, and every byte read costs 1/bandwidth. `single_gets`:
+    shared by `options.connections` connections, or CLIENT_SECONDS_PER_REQUEST of this process's CPU
+    when that is more (many requests of a few KB), and every byte read costs 1/bandwidth. `single_gets`:
     the upstream also serves each member as its own file (then no central directory of `index_bytes`
     has to be read)."""
     rate = float(options.link_bytes_per_second)
@@ -545,12 +552,16 @@ def choose(
         return Choice("ranges", "no member is needed", {})
     index_cost = (index_bytes / rate + rtt_seconds) if index_bytes else 0.0
     ranges = plan_parallel(members, options)
+
+    def waits(requests_: int) -> float:
+        return max(math.ceil(requests_ / connections) * rtt_seconds, requests_ * CLIENT_SECONDS_PER_REQUEST)
+
     estimates = {
-        "ranges": index_cost + math.ceil(len(ranges) / connections) * rtt_seconds + sum(r.size for r in ranges) / rate,
+        "ranges": index_cost + waits(len(ranges)) + sum(r.size for r in ranges) / rate,
         "stream": index_cost + rtt_seconds + (max(m.planned_end for m in members) - min(m.header_offset for m in members)) / rate,
     }
     if single_gets:
-        estimates["single"] = math.ceil(len(members) / connections) * rtt_seconds + sum(m.file_size for m in members) / rate
+        estimates["single"] = waits(len(members)) + sum(m.file_size for m in members) / rate
     method = min(estimates, key=estimates.get)
     if method == "stream" and estimates["stream"] > STREAM_MARGIN * estimates["ranges"]:
         method = "ranges"

@@ -14,6 +14,7 @@ from pathlib import Path
 import remotezip
 import requests
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
 from encord_assets.sources.http import HttpStatusError
@@ -84,6 +85,23 @@ def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_
         # judged before is_dir(), which fails on the empty name a NUL-led name becomes
         problem = member_problem(info, archive_size, max_member_bytes)
         if problem:
+            log.note(problem[0])
+            members.refused[info.filename] = problem[1]
+        elif not info.is_dir():
+            members[info.filename] = info
+    return members
+
+
+def table_members(table: "pl.DataFrame", names, archive_size: int, log: FetchLedger, max_member_bytes: int) -> Members:
+    """index_members over the entries of a directory table (`zip_directory.SCHEMA`) named in `names`
+    only: a partition judges (and builds ZipInfos for) the members it needs, not the whole archive's."""
+    members = Members()
+    for row in table.filter(pl.col("name").is_in(list(names))).iter_rows(named=True):
+        info = zipfile.ZipInfo()
+        info.filename = row["name"]  # as the archive spells it (ZipInfo("a\0b") would cut it at the NUL)
+        info.header_offset, info.compress_size, info.file_size = row["header_offset"], row["compress_size"], row["file_size"]
+        info.CRC, info.compress_type, info.external_attr = row["crc"], row["compress_type"], row["external_attr"]
+        if problem := member_problem(info, archive_size, max_member_bytes):
             log.note(problem[0])
             members.refused[info.filename] = problem[1]
         elif not info.is_dir():
