@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from encord_assets.sources.ranged_reads import FileSource
-from encord_assets.sources.zip_directory import TAIL_BYTES, parse_directory, read_directory
+from encord_assets.sources.zip_directory import TAIL_BYTES, UTF8_FLAG, parse_directory, read_directory
 
 
 def zip_bytes(members: list[tuple[str, bytes, int]], comment: bytes = b"") -> bytes:
@@ -93,3 +93,15 @@ MEMBERS = st.lists(
 def test_generated_archives_parse_as_zipfile_parses_them(members, comment):
     data = zip_bytes(members, comment)
     assert parsed(data) == as_zipfile_sees_it(data)
+
+
+def test_names_that_hold_the_signature_or_are_not_utf8_parse_as_zipfile_parses_them():
+    data = bytearray(zip_bytes([("a-PK\x01\x02-b.bin", b"x" * 10, 0), ("façade.txt", b"y", 0), ("plain.txt", b"z", 0)]))
+    # a name without the UTF-8 flag is cp437: clear the flag of the directory's entries
+    position = data.find(zipfile.stringCentralDir)
+    while position != -1:
+        data[position + 9] &= ~(UTF8_FLAG >> 8)
+        position = data.find(zipfile.stringCentralDir, position + 4)
+    data = bytes(data)
+    seen = as_zipfile_sees_it(data)
+    assert seen[1][0] != "façade.txt" and parsed(data) == seen
