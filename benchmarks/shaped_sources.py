@@ -2,6 +2,7 @@
 round trip), against the guide's approach (download every file whole, then extract), in one run.
 
     uv run python benchmarks/shaped_sources.py [--mbit 200] [--rtt-ms 20] [--scale 1.0] [--sources flickr30k,vidgen,imagenet,coco,openimages]
+        [--connections N]
 
 Content is built by the mirror modules at real proportions, hundreds of MB per source: Flickr30k
 one deflated zip of 2,000 noise JPEGs of ~140 KB; VidGen-1M 4 zips of 24 random clips of 1-5 MB;
@@ -15,7 +16,10 @@ The guide downloads every file of the source (hf_hub_download, or one GET of the
 extracts the subset. The limit is the needed bytes over the bandwidth plus two round trips (a
 connection's handshake and first request). MB fetched are what the mirror sent (API calls and
 central directories included). The mirror runs in a process of its own, as a real upstream runs
-on another machine: its work does not compete with the fetchers' for this interpreter. `--scale 0.1` builds a tenth of everything (for development).
+on another machine: its work does not compete with the fetchers' for this interpreter. Open Images
+is timed twice per subset on one ROOT: the first partition of the zip (its central directory read
+and kept under ROOT), then a later one (the directory found there). `--connections` sets every
+fetcher's connections (default: each one's own). `--scale 0.1` builds a tenth of everything (for development).
 """
 
 import argparse
