@@ -5,9 +5,10 @@ The seed procedure downloads all sixteen `<split>-masks-<c>.zip` files and extra
 one class's masks, then fetches images one by one with a downloader that stops at the first
 missing image. Here the annotation CSVs are fetched once per upstream revision (ETag) and filtered
 with polars streaming; each mask zip's central directory is read by Range once per zip and
-revision (parsed by `zip_directory`, kept under ROOT), then only the needed members by `ranged_reads` (neighbours coalesced
-into one range, ranges over parallel connections, or one streaming read of a zip a partition
-needs most of); images are parallel GETs, a 404 an `unavailable` row.
+revision (parsed by `zip_directory`, kept under ROOT), then only the needed members by
+`ranged_reads` (neighbours coalesced into one range, ranges over parallel connections, or one
+streaming read of a zip a partition needs most of); images are parallel GETs, a 404 an
+`unavailable` row.
 
 The Dagster assets (class list, annotation tables, the per-(class, split) source asset) are in
 `openimages_assets.py`; this module is the fetcher resource and what it reads.

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from encord_assets.ledger import FetchLedger
 from encord_assets.sources.ranged_reads import FileSource
 from encord_assets.sources.zip_directory import TAIL_BYTES, UTF8_FLAG, parse_directory, read_directory
+from encord_assets.sources.zip_members import table_members
 
 
 def zip_bytes(members: list[tuple[str, bytes, int]], comment: bytes = b"") -> bytes:
@@ -105,3 +107,14 @@ def test_names_that_hold_the_signature_or_are_not_utf8_parse_as_zipfile_parses_t
     data = bytes(data)
     seen = as_zipfile_sees_it(data)
     assert seen[1][0] != "façade.txt" and parsed(data) == seen
+
+
+def test_the_members_a_partition_names_are_judged_from_the_table(tmp_path):
+    data = zip_bytes([("../evil.png", b"x", 0), ("a_b.png", b"y", 0), ("fine.png", b"z" * 10, 0), ("other.png", b"w", 0)])
+    # a NUL in a name (zipfile would cut the name there; the table keeps it, so the name check sees it)
+    data = data.replace(b"a_b.png", b"a\x00b.png")
+    table = read_directory(source_of(data), len(data))
+    log = FetchLedger(tmp_path)
+    members = table_members(table, ["../evil.png", "a\x00b.png", "fine.png"], len(data), log, 1 << 20)
+    assert list(members) == ["fine.png"] and members["fine.png"].file_size == 10
+    assert set(members.refused) == {"../evil.png", "a\x00b.png"} and log.notes == {"refused_unsafe_members": 2}
