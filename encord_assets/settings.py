@@ -168,9 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _per_source(
         "ENCORD_RANGED_CONNECTIONS", 8,
-        "parallel connections of one partition's ranged reads (Flickr30k, VidGen-1M, Open Images masks; ImageNet: parquet "
-        "files read at once; COCO: `COCO_THREADS`)",
-        "ranged", "connections", ("imagenet", *ZIP_READERS),
+        "parallel connections of one partition's ranged reads (Flickr30k, VidGen-1M; ImageNet: parquet "
+        "files read at once; COCO: `COCO_THREADS`; Open Images masks: `OPENIMAGES_CONNECTIONS`)",
+        "ranged", "connections", ("imagenet", "flickr30k", "vidgen"),
     ),
     _per_source(
         "ENCORD_RANGED_GAP_BYTES", 64_000,
@@ -261,6 +261,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("OPENIMAGES_FOLDER", "OID_V6", "the folder under ROOT", "openimages", (("openimages", "folder"),)),
     Setting("OPENIMAGES_THREADS", 8, "image GETs at once", "openimages", (("openimages", "threads"),)),
+    Setting(
+        "OPENIMAGES_CONNECTIONS", 32, "parallel connections of a partition's mask reads (members of a few KB: round trips, not bytes, bound them)",
+        "openimages", (("openimages", "connections"),),
+    ),
     Setting("OPENIMAGES_TIMEOUT_SECONDS", 60.0, "per-request timeout", "openimages", (("openimages", "timeout_seconds"),)),
     Setting("OPENIMAGES_ATTEMPTS", 4, "tries per request for transient errors", "openimages", (("openimages", "attempts"),)),
     Setting(

@@ -9,7 +9,6 @@ from the zip's end record and the measured round trip, and records its pick and 
 
 from __future__ import annotations
 
-import io
 import random
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +20,9 @@ from encord_assets.sources.http import download, new_session
 from encord_assets.sources.ranged_reads import LOCAL_HEADER, METHODS, Choice, HttpSource, Member, RangedReads, check_method, choose, measure_rtt
 from encord_assets.sources.retry import RetryPolicy, record_error
 from encord_assets.sources.work import PartitionWork
+from encord_assets.sources.zip_directory import TAIL_BYTES, end_record, read_range
 from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
 
-# the end record (ZIP64 locator and record included) fits here unless the archive has a long comment
-TAIL_BYTES = 1 << 10
 
 
 class IncompleteImage(Exception):
@@ -54,10 +52,10 @@ def estimated_members(tail: bytes, count: int) -> tuple[list[Member], int]:
     average member, and the central directory's size, from the end record in `tail` (the archive's
     last bytes): enough to weigh single GETs against reading the central directory before reading
     it. Random, not evenly spread: neighbours then coalesce into ranges as often as a real subset's do."""
-    end = zipfile._EndRecData(io.BytesIO(tail))  # zipfile's own parser of the (ZIP64) end record
+    end = end_record(tail)
     if end is None:
         raise zipfile.BadZipFile("no end of central directory record")
-    entries, directory_bytes, directory_start = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
+    entries, directory_bytes, directory_start = end
     stride = directory_start // max(1, entries)
     # a member's data: its stride less its local header (a name of ~30 bytes), so neighbours do not overlap
     data = max(1, stride - LOCAL_HEADER.size - 32)
@@ -117,12 +115,7 @@ class CocoImages(RangedReads):
 
         def estimate() -> Choice:
             size = source.size
-            body = source.open(max(0, size - TAIL_BYTES), size)
-            try:
-                tail = body.read(TAIL_BYTES)
-            finally:
-                body.close()
-            members, directory_bytes = estimated_members(tail, count)
+            members, directory_bytes = estimated_members(read_range(source, max(0, size - TAIL_BYTES), size), count)
             return choose(members, size, measure_rtt(source), self, single_gets=True, index_bytes=directory_bytes)
 
         choice = self.retry.call(estimate)

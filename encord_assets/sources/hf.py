@@ -6,7 +6,7 @@ environment at import, and never logged), resolves its pinned revision to a comm
 files, and opens them at that commit with no read-ahead (`cache_type="none"`: only the bytes
 pyarrow asks for) while counting every byte received into the partition's FetchLedger. A zip
 is read from the file's URL, its `/resolve` redirect followed once (`remote_archive`): remotezip
-reads the central directory (two ranged GETs on the connection the redirect warmed), and
+reads the central directory (two ranged GETs at the CDN), and
 `stage_zip_members` then fetches the needed members by `ranged_reads` over parallel connections.
 """
 
@@ -23,6 +23,7 @@ import dagster as dg
 from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.settings import DEFAULT_HF_ENDPOINT
+from encord_assets.sources.http import new_session
 from encord_assets.sources.ranged_reads import HttpSource, RangedReads
 from encord_assets.sources.retry import Unavailable, record_error
 from encord_assets.sources.zip_members import index_members, remote_zip, stage_members
@@ -168,12 +169,11 @@ class HfDatasetSource(RangedReads):
 
     def remote_archive(self, commit: str, path: str, log: FetchLedger) -> tuple[HttpSource, "remotezip.RemoteZip"]:
         """Zip `path` at `commit`: its source for ranged reads (the `/resolve` redirect followed once,
-        every request counted into `log`) and its central directory, read by remotezip on the
-        connection the redirect warmed."""
+        every request counted into `log`) and its central directory, read by remotezip at the CDN."""
         source = self.http_source(commit, path)
         source.counter.listener = log.fetched
         url, headers, _ = source.resolve()
-        return source, remote_zip(url, source.session(), log, self.timeout_seconds, headers)
+        return source, remote_zip(url, new_session("encord-assets"), log, self.timeout_seconds, headers)
 
     def stage_zip_members(self, commit: str, path: str, wanted: dict[str, list[str]], log: FetchLedger, max_member_bytes: int) -> None:
         """Stage the members of zip `path` whose stem is a key of `wanted` (key -> targets): the

@@ -8,6 +8,15 @@ from encord_assets.sources.retry import Unavailable
 CHUNK = 1 << 20
 
 
+class HttpStatusError(Exception):
+    """An error status, with the answer's headers (a Retry-After): `retry.classify` reads both."""
+
+    def __init__(self, status: int, url: str, headers):
+        super().__init__(f"{url} answered {status}")
+        self.status = status
+        self.headers = headers
+
+
 def new_session(user_agent: str) -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = user_agent

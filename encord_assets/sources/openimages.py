@@ -5,9 +5,10 @@ The seed procedure downloads all sixteen `<split>-masks-<c>.zip` files and extra
 one class's masks, then fetches images one by one with a downloader that stops at the first
 missing image. Here the annotation CSVs are fetched once per upstream revision (ETag) and filtered
 with polars streaming; each mask zip's central directory is read by Range once per zip and
-revision (kept under ROOT), then only the needed members by `ranged_reads` (neighbours coalesced
-into one range, ranges over parallel connections, or one streaming read of a zip a partition
-needs most of); images are parallel GETs, a 404 an `unavailable` row.
+revision (parsed by `zip_directory`, kept under ROOT), then only the needed members by
+`ranged_reads` (neighbours coalesced into one range, ranges over parallel connections, or one
+streaming read of a zip a partition needs most of); images are parallel GETs, a 404 an
+`unavailable` row.
 
 The Dagster assets (class list, annotation tables, the per-(class, split) source asset) are in
 `openimages_assets.py`; this module is the fetcher resource and what it reads.
@@ -16,7 +17,6 @@ The Dagster assets (class list, annotation tables, the per-(class, split) source
 from __future__ import annotations
 
 import difflib
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +25,12 @@ import requests
 from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.coco import get_images
-from encord_assets.sources.http import download, new_session
+from encord_assets.sources.http import HttpStatusError, download, new_session
 from encord_assets.sources.ranged_reads import HttpSource, RangedReads
 from encord_assets.sources.retry import Unavailable, record_error
 from encord_assets.sources.work import PartitionWork
-from encord_assets.sources.zip_members import Members, index_members, remote_zip, stage_members
+from encord_assets.sources.zip_directory import read_directory
+from encord_assets.sources.zip_members import stage_members, table_members
 from encord_assets.store import DatasetStore
 
 SPLITS = ("train", "validation", "test")
@@ -109,47 +110,6 @@ class UpstreamFile:
     etag: str
 
 
-DIRECTORY_SCHEMA = {
-    "name": str,
-    "header_offset": int,
-    "compress_size": int,
-    "file_size": int,
-    "crc": int,
-    "compress_type": int,
-    "refused": str,
-}
-
-
-def directory_table(members: Members) -> pl.DataFrame:
-    rows = [
-        {
-            "name": info.filename,
-            "header_offset": info.header_offset,
-            "compress_size": info.compress_size,
-            "file_size": info.file_size,
-            "crc": info.CRC,
-            "compress_type": info.compress_type,
-            "refused": None,
-        }
-        for info in members.values()
-    ]
-    rows += [{"name": name, "refused": reason} for name, reason in members.refused.items()]
-    return pl.DataFrame(rows, schema=DIRECTORY_SCHEMA)
-
-
-def members_of(table: pl.DataFrame) -> Members:
-    members = Members()
-    for row in table.iter_rows(named=True):
-        if row["refused"] is not None:
-            members.refused[row["name"]] = row["refused"]
-            continue
-        info = zipfile.ZipInfo(row["name"])
-        info.header_offset, info.compress_size, info.file_size = row["header_offset"], row["compress_size"], row["file_size"]
-        info.CRC, info.compress_type = row["crc"], row["compress_type"]
-        members[row["name"]] = info
-    return members
-
-
 def chosen_values(setting: str, allowed: tuple[str, ...], what: str) -> list[str]:
     """The comma-separated values of a setting, each one of `allowed`."""
     chosen = [value.strip() for value in setting.split(",") if value.strip()]
@@ -175,6 +135,8 @@ class OpenImages(RangedReads):
     folder: str = "OID_V6"
     # image GETs at once (mask zips are read over `connections`)
     threads: int = 8
+    # masks are a few KB each: their reads are bound by round trips, not bytes, so more connections pay
+    connections: int = 32
     max_image_bytes: int = 64 << 20
     user_agent: str = "encord-assets"
 
@@ -242,7 +204,7 @@ class OpenImages(RangedReads):
         if images.height:
             self.fetch_images(work, images, session)
         for archive, members in masks.group_by("archive", maintain_order=True):
-            self.fetch_masks(work, archive[0], members, session)
+            self.fetch_masks(work, archive[0], members)
 
     def fetch_images(self, work: PartitionWork, images: pl.DataFrame, session: requests.Session) -> None:
         """One GET per image not already in another chosen class's folder of the split (copied from there)."""
@@ -261,34 +223,40 @@ class OpenImages(RangedReads):
             log.note("images_copied_from_other_classes")
         get_images(session, by_url, log, self.retry, self.threads, self.timeout_seconds, self.max_image_bytes)
 
-    def zip_directory(self, store: DatasetStore, session: requests.Session, remote: UpstreamFile, log: FetchLedger) -> Members:
-        """The zip's member table: read by Range once per zip and ETag, then from ROOT."""
-        key = store.state_key("openimages", "zip_directories", remote.url.rsplit("/", 1)[-1], f"{remote.etag or remote.size}.parquet")
+    def zip_directory(self, store: DatasetStore, source: HttpSource) -> pl.DataFrame:
+        """The zip's central directory (`zip_directory.SCHEMA`): read by two ranges once per zip and
+        revision (ETag, else size), then from ROOT, so later partitions skip it."""
+        key = store.state_key("openimages", "zip_entries", source.url.rsplit("/", 1)[-1], f"{source.etag or source.size}.parquet")
         table = store.read_parquet(key)
-        if table is not None:
-            return members_of(table)
-        with self.retry.call(lambda: remote_zip(remote.url, session, log, self.timeout_seconds)) as zf:
-            members = index_members(zf, remote.size, log, self.max_image_bytes)
-        store.write(key, directory_table(members).write_parquet)
-        return members
+        if table is None:
+            table = read_directory(source, source.size)
+            store.write(key, table.write_parquet)
+        return table
 
-    def fetch_masks(self, work: PartitionWork, archive: str, rows: pl.DataFrame, session: requests.Session) -> None:
+    def fetch_masks(self, work: PartitionWork, archive: str, rows: pl.DataFrame) -> None:
         log = work.ledger
         wanted: dict[str, list[str]] = {}
         for member, target in rows.select("member", "target").iter_rows():
             wanted.setdefault(member, []).append(target)
-        all_targets = [t for ts in wanted.values() for t in ts]
-        url = self.annotation_url(archive)
+        source = HttpSource(self.annotation_url(archive), self.timeout_seconds, user_agent=self.user_agent)
+        source.counter.listener = log.fetched
+
+        def directory() -> pl.DataFrame:
+            try:
+                source.resolve()
+            except HttpStatusError as error:
+                if error.status == 404:
+                    raise Unavailable("not_found", f"{source.url} not found") from None
+                raise
+            return self.zip_directory(work.store, source)
+
         try:
-            remote = self.head(session, url)
-            if remote is None:
-                raise Unavailable("not_found", f"{url} not found")
-            members = self.zip_directory(work.store, session, remote, log)
+            table = self.retry.call(directory)
         except Exception as error:  # noqa: BLE001 - the archive itself failed: every row says why
-            record_error(log, all_targets, error)
+            record_error(log, [t for ts in wanted.values() for t in ts], error)
             return
-        source = HttpSource(url, self.timeout_seconds, user_agent=self.user_agent)
-        stage_members(source, remote.size, members, wanted, log, self, archive)
+        members = table_members(table, wanted, source.size, log, self.max_image_bytes)
+        stage_members(source, source.size, members, wanted, log, self, archive)
 
 
 # the resource the registry names by this module's name (sources/registry.py)

@@ -328,8 +328,8 @@ def build_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg.AssetC
     ]
 
 
-def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: "pl.DataFrame", _verified: str) -> dg.AssetCheckResult:
-    from encord_assets.operations.checks import check_result, each_file, files_on_disk
+def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manifest: "pl.DataFrame", verified: str) -> dg.AssetCheckResult:
+    from encord_assets.operations.checks import check_result, each_changed_file, files_on_disk
 
     rows = files_on_disk(manifest)
     csv = rows.filter(pl.col("target").str.ends_with("_annotations.csv"))["target"].to_list()
@@ -338,11 +338,16 @@ def masks_match_boxes(_spec: SourceSpec, store: DatasetStore, _operations, manif
     if table is not None and table.height:
         for mask, *box in table.filter(pl.col("kind") == "mask").select("mask_path", "XMin", "XMax", "YMin", "YMax").iter_rows():
             boxes[mask] = tuple(float(v) if v else None for v in box)
-    masks = rows.filter(pl.col("modality") == "mask")
+    # the CSV's paths are relative to the OID folder: masks/<split>/<MaskPath>
+    masks = rows.filter(pl.col("modality") == "mask").with_columns(
+        box_key=pl.concat_str(pl.lit("masks/"), pl.col("target").str.split("/masks/").list.get(1, null_on_oob=True))
+    )
 
     def test(row: dict) -> str | None:
-        # the CSV's paths are relative to the OID folder: masks/<split>/<MaskPath>
-        return mask_box_problem(store, row["target"], boxes.get("masks/" + row["target"].split("/masks/", 1)[1]))
+        return mask_box_problem(store, row["target"], boxes.get(row["box_key"]))
 
-    return check_result(each_file(masks, test), masks.height, "fit their boxes")
-
+    # a mask passed before is read again only when it, its box or the tolerance changed (a no-op run reads none)
+    box_text = pl.col("box_key").replace_strict({key: repr(box) for key, box in boxes.items()}, default="none", return_dtype=pl.String)
+    basis = pl.format("{}:{}", box_text, pl.lit(MASK_BOX_TOLERANCE))
+    problems, skipped = each_changed_file(store, verified, masks, basis, test)
+    return check_result(problems, masks.height, "fit their boxes", skipped=skipped)

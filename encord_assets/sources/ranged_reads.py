@@ -21,12 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import dagster as dg
 import requests
+import urllib3
 
-from encord_assets.sources.http import CHUNK, new_session
+from encord_assets.sources.http import CHUNK, HttpStatusError
 from encord_assets.sources.retry import RetryPolicy, Unavailable
 
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
@@ -36,9 +37,16 @@ LOCAL_SIGNATURE = b"PK\x03\x04"
 EXTRA_ALLOWANCE = 256
 UTF8_FLAG = 0x800
 DRAIN_BYTES = 64 << 10
+# what one read of a ranged answer asks the socket for
+READ_AHEAD = 256 << 10
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10  # real upstreams redirect once or twice (HF: to its CDN); more is a loop
 # On the shaped link (benchmarks/shaped_archives.py) one stream was never faster than parallel
 # ranges, even at 100%, where the model gives it one round trip: it has to win by more than that.
 STREAM_MARGIN = 0.9
+# this process's CPU per request (urllib3, headers, a staging file, the ledger; measured ~0.5-1 ms on a
+# loaded 2-core machine): serial under the GIL, so with many tiny members it, not the link, bounds ranges
+CLIENT_SECONDS_PER_REQUEST = 0.001
 # coalesced ranges read at most this share of unneeded bytes between members (fetched <= 1.2x needed)
 MAX_WASTE_SHARE = 0.2
 
@@ -171,62 +179,96 @@ class RangeNotHonoured(Exception):
 
 
 class _HttpBody:
-    def __init__(self, response: requests.Response, counter: Counter, length: int):
+    """A ranged answer read ahead in pieces of READ_AHEAD bytes: a member of a few KB is then sliced
+    out of memory instead of costing a few socket reads of its own."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, counter: Counter, length: int):
         self.response, self.counter, self.remaining = response, counter, length
+        self.piece, self.used = b"", 0
 
     def read(self, size: int) -> bytes:
-        data = self.response.raw.read(min(size, self.remaining), decode_content=False) if self.remaining else b""
-        self.remaining -= len(data)
-        self.counter.add(nbytes=len(data))
+        if self.used == len(self.piece):
+            if not self.remaining:
+                return b""
+            self.piece, self.used = self.response.read(min(READ_AHEAD, self.remaining), decode_content=False), 0
+            self.remaining -= len(self.piece)
+            self.counter.add(nbytes=len(self.piece))
+        data = self.piece[self.used : self.used + size]
+        self.used += len(data)
         return data
 
     def close(self) -> None:
         # reading a short rest (a planned allowance) keeps the connection warm; a long one is cut
         if self.remaining <= DRAIN_BYTES:
-            while self.read(CHUNK):
-                pass
-        self.response.close()
+            self.response.drain_conn()
+            self.counter.add(nbytes=self.remaining)
+        else:
+            self.response.close()
+        self.response.release_conn()
+
+
+def _pool_for(url: str, user_agent: str) -> urllib3.PoolManager:
+    """A pool of one connection per host, set up from the environment as a requests session would be
+    (its CA bundle or REQUESTS_CA_BUNDLE's, the proxy for `url` unless NO_PROXY exempts it)."""
+    environment = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    verify = environment["verify"]
+    ca_certs = verify if isinstance(verify, str) else requests.certs.where()
+    options = {"num_pools": 4, "maxsize": 1, "headers": {"User-Agent": user_agent}, "ca_certs": ca_certs, "retries": False}
+    proxy = environment["proxies"].get(urlsplit(url).scheme)
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
 class HttpSource:
     """An archive at a URL. Redirects (Hugging Face's /resolve to its CDN) are followed once, not per
-    range; `headers` (a token) go to the original host only. One session per thread keeps each
-    connection warm across ranges."""
+    range; `headers` (a token) go to the original host only. Ranges go over urllib3 directly, one
+    pool per thread (each connection stays warm across ranges): a requests session costs about a
+    millisecond of this process's CPU per request, which bounds reads of members of a few KB."""
 
     def __init__(self, url: str, timeout_seconds: float = 60.0, headers: dict[str, str] | None = None, user_agent: str = "encord-assets"):
-        self.url, self.timeout, self.headers, self.user_agent = url, timeout_seconds, dict(headers or {}), user_agent
+        self.url, self.headers, self.user_agent = url, dict(headers or {}), user_agent
+        self.timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
         self.counter = Counter()
         self._local = threading.local()
         self._resolved: tuple[str, dict[str, str], int] | None = None
         self._lock = threading.Lock()
+        self.etag = ""  # the final answer's ETag, once resolved (a revision to cache by)
 
-    def session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = new_session(self.user_agent)
-        return self._local.session
+    def pool(self) -> urllib3.PoolManager:
+        if not hasattr(self._local, "pool"):
+            self._local.pool = _pool_for(self.url, self.user_agent)
+        return self._local.pool
+
+    def _request(self, method: str, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        response = self.pool().request(
+            method, url, headers=headers, timeout=self.timeout, redirect=False, preload_content=False, decode_content=False
+        )
+        self.counter.add(requests_=1)
+        return response
 
     def resolve(self) -> tuple[str, dict[str, str], int]:
         """(final URL, headers for it, archive size), by HEAD requests that follow redirects by hand."""
         with self._lock:
             if self._resolved is None:
                 url, headers = self.url, self.headers
-                for _ in range(self.session().max_redirects):
-                    response = self.session().head(url, headers=headers, timeout=self.timeout, allow_redirects=False)
-                    self.counter.add(requests_=1)
-                    if response.is_redirect:
-                        target = requests.compat.urljoin(url, response.headers["Location"])
+                for _ in range(MAX_REDIRECTS):
+                    response = self._request("HEAD", url, headers)
+                    response.release_conn()
+                    if response.status in REDIRECTS and "Location" in response.headers:
+                        target = urljoin(url, response.headers["Location"])
                         if urlsplit(target).netloc != urlsplit(self.url).netloc:
                             headers = {}
                         url = target
                         continue
-                    response.raise_for_status()
+                    if response.status >= 400:
+                        raise HttpStatusError(response.status, url, response.headers)
                     size = response.headers.get("Content-Length")
                     if size is None:
                         raise RangeNotHonoured(f"{url} announces no size")
                     self._resolved = (url, headers, int(size))
+                    self.etag = response.headers.get("ETag", "").strip('"')
                     break
                 else:
-                    raise requests.TooManyRedirects(f"{self.url} redirects without end")
+                    raise Unavailable("redirect_loop", f"{self.url} redirects more than {MAX_REDIRECTS} times")
             return self._resolved
 
     @property
@@ -236,17 +278,16 @@ class HttpSource:
     def open(self, start: int, end: int) -> Body:
         url, headers, size = self.resolve()
         end = min(end, size)
-        response = self.session().get(
-            url, headers={**headers, "Range": f"bytes={start}-{end - 1}"}, stream=True, timeout=self.timeout, allow_redirects=False
-        )
-        self.counter.add(requests_=1)
-        if response.status_code >= 400:
+        response = self._request("GET", url, {**headers, "Range": f"bytes={start}-{end - 1}"})
+        if response.status >= 400:
             response.close()
-            response.raise_for_status()
+            response.release_conn()
+            raise HttpStatusError(response.status, url, response.headers)
         expected = f"bytes {start}-{end - 1}/"
-        if response.status_code != 206 or not response.headers.get("Content-Range", "").startswith(expected):
+        if response.status != 206 or not response.headers.get("Content-Range", "").startswith(expected):
             response.close()
-            raise RangeNotHonoured(f"{url} answered {response.status_code} {response.headers.get('Content-Range')!r} for bytes {start}-{end - 1}")
+            response.release_conn()
+            raise RangeNotHonoured(f"{url} answered {response.status} {response.headers.get('Content-Range')!r} for bytes {start}-{end - 1}")
         return _HttpBody(response, self.counter, end - start)
 
 
@@ -500,7 +541,8 @@ def choose(
     index_bytes: int = 0,
 ) -> Choice:
     """The fastest way to read `members`, from a model of the link: each request costs a round trip,
-    shared by `options.connections` connections, and every byte read costs 1/bandwidth. `single_gets`:
+    shared by `options.connections` connections, or CLIENT_SECONDS_PER_REQUEST of this process's CPU
+    when that is more (many requests of a few KB), and every byte read costs 1/bandwidth. `single_gets`:
     the upstream also serves each member as its own file (then no central directory of `index_bytes`
     has to be read)."""
     rate = float(options.link_bytes_per_second)
@@ -510,12 +552,16 @@ def choose(
         return Choice("ranges", "no member is needed", {})
     index_cost = (index_bytes / rate + rtt_seconds) if index_bytes else 0.0
     ranges = plan_parallel(members, options)
+
+    def waits(requests_: int) -> float:
+        return max(math.ceil(requests_ / connections) * rtt_seconds, requests_ * CLIENT_SECONDS_PER_REQUEST)
+
     estimates = {
-        "ranges": index_cost + math.ceil(len(ranges) / connections) * rtt_seconds + sum(r.size for r in ranges) / rate,
+        "ranges": index_cost + waits(len(ranges)) + sum(r.size for r in ranges) / rate,
         "stream": index_cost + rtt_seconds + (max(m.planned_end for m in members) - min(m.header_offset for m in members)) / rate,
     }
     if single_gets:
-        estimates["single"] = math.ceil(len(members) / connections) * rtt_seconds + sum(m.file_size for m in members) / rate
+        estimates["single"] = waits(len(members)) + sum(m.file_size for m in members) / rate
     method = min(estimates, key=estimates.get)
     if method == "stream" and estimates["stream"] > STREAM_MARGIN * estimates["ranges"]:
         method = "ranges"

@@ -14,21 +14,16 @@ from pathlib import Path
 import remotezip
 import requests
 
+from encord_assets.lazy import pl
 from encord_assets.ledger import FetchLedger
 from encord_assets.sources.archive_names import member_name_problem
+from encord_assets.sources.http import HttpStatusError
 from encord_assets.sources.ranged_reads import Choice, Member, RangedReads, Source, check_method, fetch_members, pick
 from encord_assets.sources.retry import record_error
 
 
 # remotezip's first read: the end record and a ZIP64 locator, unless the archive has a long comment
 END_RECORD_BYTES = 256
-
-
-class HttpStatusError(Exception):
-    def __init__(self, status: int, url: str, headers):
-        super().__init__(f"{url} answered {status}")
-        self.status = status
-        self.headers = headers
 
 
 class CountingFetcher(remotezip.RemoteFetcher):
@@ -83,10 +78,10 @@ class Members(dict[str, zipfile.ZipInfo]):
         self.refused: dict[str, str] = {}
 
 
-def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_member_bytes: int) -> Members:
-    """The members that are safe to read; refused ones are counted in the log."""
+def judged(infos, archive_size: int, log: FetchLedger, max_member_bytes: int) -> Members:
+    """The members among `infos` that are safe to read; refused ones are counted in the log."""
     members = Members()
-    for info in zf.infolist():
+    for info in infos:
         # judged before is_dir(), which fails on the empty name a NUL-led name becomes
         problem = member_problem(info, archive_size, max_member_bytes)
         if problem:
@@ -95,6 +90,26 @@ def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_
         elif not info.is_dir():
             members[info.filename] = info
     return members
+
+
+def index_members(zf: zipfile.ZipFile, archive_size: int, log: FetchLedger, max_member_bytes: int) -> Members:
+    """The members of `zf` that are safe to read."""
+    return judged(zf.infolist(), archive_size, log, max_member_bytes)
+
+
+def table_members(table: "pl.DataFrame", names, archive_size: int, log: FetchLedger, max_member_bytes: int) -> Members:
+    """The members of a directory table (`zip_directory.SCHEMA`) named in `names` that are safe to
+    read: a partition judges (and builds ZipInfos for) the members it needs, not the whole archive's."""
+
+    def infos():
+        for row in table.filter(pl.col("name").is_in(list(names))).iter_rows(named=True):
+            info = zipfile.ZipInfo()
+            info.filename = row["name"]  # as the archive spells it (ZipInfo("a\0b") would cut it at the NUL)
+            info.header_offset, info.compress_size, info.file_size = row["header_offset"], row["compress_size"], row["file_size"]
+            info.CRC, info.compress_type, info.external_attr = row["crc"], row["compress_type"], row["external_attr"]
+            yield info
+
+    return judged(infos(), archive_size, log, max_member_bytes)
 
 
 def wanted_members(members: Members, wanted: dict[str, list[str]], log: FetchLedger, archive: str) -> list[zipfile.ZipInfo]:

@@ -7,6 +7,7 @@ import zipfile
 
 import fsspec
 import pytest
+import urllib3
 
 from encord_assets.mirror.server import Mirror, Reply
 from encord_assets.sources.ranged_reads import (
@@ -16,6 +17,7 @@ from encord_assets.sources.ranged_reads import (
     HttpSource,
     Member,
     RangedReads,
+    _pool_for,
     choose,
     fetch_members,
     measure_rtt,
@@ -234,3 +236,10 @@ def test_an_unknown_method_is_refused_before_any_request():
     with pytest.raises(ValueError, match="unknown read method 'fast'"):
         pick(source, [Member("a", 0, 10, 10, 0)], 100, RangedReads(method="fast"))
     assert source.counter.requests == 0
+
+
+def test_ranged_reads_take_the_proxy_from_the_environment_as_requests_does(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert isinstance(_pool_for("http://upstream.test/a.zip", "ua"), urllib3.ProxyManager)  # no request is sent
+    assert not isinstance(_pool_for("http://localhost/a.zip", "ua"), urllib3.ProxyManager)
