@@ -50,7 +50,7 @@ def main() -> None:
                 ledger = staged_partition(work / f"ours-{round_}", args.files, args.kib << 10)
                 store = DatasetStore(root=f"s3://bench/ours-{round_}", scratch_dir=str(work / "scratch"))
                 started = time.perf_counter()
-                placed = place_staged(store, ledger.results())
+                placed, _ = place_staged(store, ledger.results())
                 elapsed = time.perf_counter() - started
                 assert [row["outcome"] for row in placed] == ["placed"] * args.files
                 best["DatasetStore placement"] = max(best["DatasetStore placement"], args.files / elapsed)

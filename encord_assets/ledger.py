@@ -9,9 +9,13 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from encord_assets.lazy import pl
 from encord_assets.progress import Progress
+
+if TYPE_CHECKING:
+    from encord_assets.operations.verified import StagedVerifier, Verified
 
 
 class Outcome(StrEnum):
@@ -37,9 +41,11 @@ RESULT_SCHEMA = {
 class FetchLedger:
     """Hands out staging files and collects, thread-safely, what a fetcher did for each target of one partition."""
 
-    def __init__(self, staging_dir: Path, progress: Progress | None = None):
+    def __init__(self, staging_dir: Path, progress: Progress | None = None, verifier: StagedVerifier | None = None):
         self.staging_dir = staging_dir
         self.progress = progress
+        # verifies each staged file while the fetcher goes on (operations/verified.py)
+        self.verifier = verifier
         self.bytes_fetched = 0
         self.requests = 0
         self.notes: dict[str, int] = {}
@@ -60,7 +66,10 @@ class FetchLedger:
             self.progress.advance(targets=1)
 
     def staged(self, target: str, path: Path, expected_size: int | None = None) -> None:
+        """`path` holds the target's bytes, finished: the fetcher does not write it again."""
         self._record(target, outcome="staged", staged_path=str(path), expected_size=expected_size)
+        if self.verifier is not None:
+            self.verifier.submit(target, path)
 
     def staged_all(self, targets: list[str], path: Path, expected_size: int | None = None) -> None:
         """Stage one fetched file for several targets (rows sharing an upstream file): local copies."""
@@ -110,6 +119,14 @@ class FetchLedger:
         if len(choices) > 20:
             reasons.append(f"... and {len(choices) - 20} more archives")
         return {"read_method": shown, "read_reason": "\n".join(reasons)}
+
+    def verified(self) -> dict[str, Verified]:
+        """The staged files verified while fetching, by staged path (waits for the verifier to finish)."""
+        return self.verifier.results() if self.verifier is not None else {}
+
+    def stop_verifying(self) -> None:
+        if self.verifier is not None:
+            self.verifier.cancel()
 
     def has_result(self, target: str) -> bool:
         with self._lock:

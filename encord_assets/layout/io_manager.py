@@ -14,6 +14,7 @@ from encord_assets.layout.paths import manifest_key, unsafe_layout_keys
 from encord_assets.lazy import pl
 from encord_assets.ledger import RESULT_SCHEMA, Outcome, PartitionFetch
 from encord_assets.metadata import table_metadata
+from encord_assets.operations.verified import Verified, record_placed
 from encord_assets.store import DatasetStore
 from encord_assets.store.backends import sha256_of
 
@@ -34,12 +35,13 @@ MANIFEST_COLUMNS = (
 )
 
 
-def _check(staged: dict, unsafe: dict[str, str]) -> dict:
-    """A staged file's result row before placing: failed or rejected, or with its size and sha256.
+def _check(staged: dict, unsafe: dict[str, str], verified: dict[str, Verified]) -> tuple[dict, Verified | None]:
+    """A staged file's result row before placing: failed or rejected, or with its size and sha256;
+    and its verification while fetching, when the file is unchanged since (its sha256 is reused).
     `unsafe`: the refused targets of the partition, each with its reason."""
     result = {**staged, "staged_path": None}
     if (reason := unsafe.get(staged["target"])) is not None:
-        return {**result, "outcome": Outcome.REJECTED.value, "error_class": "unsafe_path", "error_message": reason}
+        return {**result, "outcome": Outcome.REJECTED.value, "error_class": "unsafe_path", "error_message": reason}, None
     path = staged["staged_path"]
     try:
         info = os.stat(path)
@@ -47,7 +49,7 @@ def _check(staged: dict, unsafe: dict[str, str]) -> dict:
         info = None
     if info is None or not stat.S_ISREG(info.st_mode):
         message = f"staged file {os.path.basename(path)} is missing"
-        return {**result, "outcome": Outcome.FAILED.value, "error_class": "staging_lost", "error_message": message}
+        return {**result, "outcome": Outcome.FAILED.value, "error_class": "staging_lost", "error_message": message}, None
     size = info.st_size
     expected = staged["expected_size"]
     if size == 0 or (expected is not None and size != expected):
@@ -56,22 +58,31 @@ def _check(staged: dict, unsafe: dict[str, str]) -> dict:
             "outcome": Outcome.FAILED.value,
             "error_class": "size_mismatch",
             "error_message": f"staged {size} bytes, upstream announced {expected}",
-        }
-    return {**result, "staged_path": path, "outcome": "checked", "bytes": size, "sha256": sha256_of(path)}
+        }, None
+    known = verified.get(path)
+    known = known if known is not None and known.unchanged(info) else None
+    sha256 = known.sha256 if known is not None else sha256_of(path)
+    return {**result, "staged_path": path, "outcome": "checked", "bytes": size, "sha256": sha256}, known
 
 
-def place_staged(store: DatasetStore, fetched: "pl.DataFrame") -> list[dict]:
-    """Final result rows for the ledger's rows: staged files checked and placed, the rest as recorded."""
+def place_staged(store: DatasetStore, fetched: "pl.DataFrame", verified: dict[str, Verified] | None = None) -> tuple[list[dict], "pl.DataFrame"]:
+    """Final result rows for the ledger's rows: staged files checked and placed, the rest as recorded;
+    and the placed files that were verified while fetching (target, bytes, sha256, decodes, staged_version)."""
     unsafe = unsafe_layout_keys(fetched.filter(pl.col("outcome") == "staged")["target"])
-    rows = [_check(row, unsafe) if row["outcome"] == "staged" else row for row in fetched.iter_rows(named=True)]
-    checked = [row for row in rows if row["outcome"] == "checked"]
-    for row, placed in zip(checked, store.place_all(checked), strict=True):
+    checks = [_check(row, unsafe, verified or {}) if row["outcome"] == "staged" else (row, None) for row in fetched.iter_rows(named=True)]
+    rows = [row for row, _ in checks]
+    checked = [(row, known) for row, known in checks if row["outcome"] == "checked"]
+    reused = []
+    for (row, known), placed in zip(checked, store.place_all([row for row, _ in checked]), strict=True):
         row["staged_path"] = None
         if isinstance(placed, BaseException):
             row.update(outcome=Outcome.FAILED.value, error_class="place_failed", error_message=f"{type(placed).__name__}: {placed}")
-        else:
-            row["outcome"], row["bytes"] = placed
-    return rows
+            continue
+        row["outcome"], row["bytes"] = placed
+        if known is not None and row["outcome"] == Outcome.PLACED.value:
+            reused.append({"target": row["target"], "bytes": row["bytes"], "sha256": row["sha256"], "decodes": known.decodes, "staged_version": known.version})
+    schema = {"target": pl.String, "bytes": pl.Int64, "sha256": pl.String, "decodes": pl.Boolean, "staged_version": pl.String}
+    return rows, pl.DataFrame(reused, schema=schema)
 
 
 def build_manifest(fetch: PartitionFetch, results: "pl.DataFrame") -> "pl.DataFrame":
@@ -113,7 +124,7 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, fetch: PartitionFetch) -> None:
         started = time.monotonic()
         try:
-            placed = place_staged(self.store, fetch.ledger.results())
+            placed, verified = place_staged(self.store, fetch.ledger.results(), fetch.ledger.verified())
         except BaseException:
             shutil.rmtree(fetch.ledger.staging_dir, ignore_errors=True)
             raise
@@ -131,6 +142,11 @@ class DatasetIOManager(dg.ConfigurableIOManager):
         finally:
             shutil.rmtree(fetch.ledger.staging_dir, ignore_errors=True)
 
+        files_verified = 0
+        try:
+            files_verified = record_placed(self.store, fetch.asset_name, fetch.partition_key, verified) if verified.height else 0
+        except (OSError, pl.exceptions.ComputeError) as error:  # the checks then read these files themselves
+            context.log.warning(f"could not record the files verified while fetching: {error}")
         counts = summarize(manifest)
         new = results.filter(pl.col("outcome") == Outcome.PLACED.value)
         bytes_placed = int(new["bytes"].sum() or 0)
@@ -144,6 +160,8 @@ class DatasetIOManager(dg.ConfigurableIOManager):
             "requests": fetch.ledger.requests,
             "fetch_seconds": round(fetch.elapsed_seconds, 3),
             "place_seconds": round(time.monotonic() - started, 3),
+            # placed files verified while fetching: the checks after this step do not read them again
+            "files_verified_staged": files_verified,
             "manifest": dg.MetadataValue.path(path),
             **{f"note_{k}": v for k, v in fetch.ledger.notes.items()},
             **fetch.ledger.choice_metadata(),

@@ -3,7 +3,6 @@ rows were all accepted and routed."""
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 
@@ -13,8 +12,9 @@ from encord_assets.layout.paths import verified_key
 from encord_assets.lazy import pl
 from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
-from encord_assets.operations.decode import Undecodable, decoder_for
+from encord_assets.operations.decode import decoding_problem
 from encord_assets.operations.policy import Operations
+from encord_assets.operations.verified import FILES_DECODE, FILES_MATCH_MANIFEST, decode_basis, match_basis
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
@@ -48,18 +48,11 @@ def match_manifest(store: DatasetStore, sizes: dict[str, int], row: dict) -> str
 
 
 def decode_problem(store: DatasetStore, row: dict, tolerance: float) -> str | None:
-    decode = decoder_for(Path(row["target"]), row["modality"])
-    if decode is None:
-        return None
     try:
         with store.local_file(row["target"]) as path:
-            found = decode(path)
-    except (Undecodable, OSError) as error:
+            return decoding_problem(path, row["target"], row["modality"], row.get("expected_duration"), tolerance)
+    except OSError as error:  # a download that failed, on object storage
         return str(error)
-    expected = row.get("expected_duration")
-    if "duration" in found and expected is not None and abs(found["duration"] - expected) > tolerance:
-        return f"decodes to {found['duration']:.2f} s, infos say {expected:.2f} s"
-    return None
 
 
 def clip_durations(store: DatasetStore, modality: str, targets: list[str]) -> "pl.DataFrame":
@@ -143,8 +136,7 @@ def files_match_manifest(_spec: SourceSpec, store: DatasetStore, _operations: Op
     rows = files_on_disk(manifest)
     versions = store.versions(rows["target"].to_list())
     sizes = {target: size for target, (size, _) in versions.items()}
-    basis = pl.format("{}:{}", "bytes", "sha256")
-    problems, skipped = each_changed_file(store, verified, rows, basis, lambda row: match_manifest(store, sizes, row), versions)
+    problems, skipped = each_changed_file(store, verified, rows, match_basis(), lambda row: match_manifest(store, sizes, row), versions)
     return check_result(problems, rows.height, "match the manifest", skipped=skipped)
 
 
@@ -152,8 +144,7 @@ def files_decode(spec: SourceSpec, store: DatasetStore, operations: Operations, 
     rows = files_on_disk(manifest)
     rows = rows.join(clip_durations(store, spec.modality, rows["target"].to_list()), on="target", how="left")
     tolerance = operations.duration_tolerance_ms / 1000
-    basis = pl.format("{}:{}:{}", "sha256", pl.col("expected_duration").fill_null(-1.0), pl.lit(tolerance))
-    problems, skipped = each_changed_file(store, verified, rows, basis, lambda row: decode_problem(store, row, tolerance))
+    problems, skipped = each_changed_file(store, verified, rows, decode_basis(tolerance), lambda row: decode_problem(store, row, tolerance))
     return check_result(problems, rows.height, "decode", skipped=skipped)
 
 
@@ -176,12 +167,12 @@ def build_source_checks(spec: SourceSpec, asset: dg.AssetsDefinition) -> list[dg
             no_failed_rows, blocking=True,
         ),
         manifest_check(
-            spec, asset, "files_match_manifest",
+            spec, asset, FILES_MATCH_MANIFEST,
             "Every file the partition's manifest lists as placed or present exists with the manifest's size and sha256.",
             files_match_manifest,
         ),
         manifest_check(
-            spec, asset, "files_decode",
+            spec, asset, FILES_DECODE,
             "Placed images decode (Pillow), clips decode with the infos duration (ffmpeg), .npy arrays load (numpy).",
             files_decode,
         ),

@@ -73,3 +73,19 @@ def decoder_for(path: Path, modality: str) -> Callable[[Path], dict] | None:
     if suffix in Image.registered_extensions():
         return decode_image
     return MODALITY_DECODERS.get(modality)
+
+
+def decoding_problem(path: Path, target: str, modality: str, expected_duration: float | None = None, tolerance: float = 0.0) -> str | None:
+    """Why the local file `path`, placed (or to be placed) as `target`, does not decode as what it
+    should, or None: the one test of the `files_decode` check and of staged files' verification.
+    A clip must also last `expected_duration` within `tolerance` seconds when a duration is given."""
+    decode = decoder_for(Path(target), modality)
+    if decode is None:
+        return None
+    try:
+        found = decode(path)
+    except (Undecodable, OSError) as error:
+        return str(error)
+    if "duration" in found and expected_duration is not None and abs(found["duration"] - expected_duration) > tolerance:
+        return f"decodes to {found['duration']:.2f} s, infos say {expected_duration:.2f} s"
+    return None

@@ -8,6 +8,7 @@ import dagster as dg
 
 from encord_assets.layout.plan import plan_partition
 from encord_assets.ledger import FetchLedger, PartitionFetch
+from encord_assets.operations.verified import StagedVerifier
 from encord_assets.progress import Progress
 from encord_assets.infos.assets import split_partitions
 from encord_assets.lazy import pl
@@ -29,7 +30,7 @@ def fetch_partition(context: dg.AssetExecutionContext, spec: SourceSpec, select_
     key = context.partition_key
     fetcher = getattr(context.resources, spec.fetcher)
     staging, others_running = store.staging_dir(spec.name, key, context.run.run_id, context.instance)
-    ledger = FetchLedger(staging)
+    ledger = FetchLedger(staging, verifier=StagedVerifier(spec.modality) if spec.verify_staged else None)
     work = PartitionWork(spec, key, pl.DataFrame(), ledger, store, context.log)
     rows = select_rows(fetcher, work)
     plan = plan_partition(store, spec.name, key, rows)
@@ -39,12 +40,16 @@ def fetch_partition(context: dg.AssetExecutionContext, spec: SourceSpec, select_
     ledger.progress = Progress(plan.todo.height, context.log.info, context.resources.operations.progress_seconds)
     started = time.monotonic()
     context.log.info(f"{rows.height} rows, {plan.prior.height} targets settled, {plan.todo.height} to fetch")
-    if plan.todo.height:
-        # `index` (when the spec names one) is only read when something is to be fetched
-        fetcher.fetch(work, **index)
-    if spec.locates_rows:
-        # the manifest holds the rows this partition now knows to be its own
-        rows = fetcher.rows_located(work, rows)
+    try:
+        if plan.todo.height:
+            # `index` (when the spec names one) is only read when something is to be fetched
+            fetcher.fetch(work, **index)
+        if spec.locates_rows:
+            # the manifest holds the rows this partition now knows to be its own
+            rows = fetcher.rows_located(work, rows)
+    except BaseException:
+        ledger.stop_verifying()
+        raise
     return PartitionFetch(spec.name, key, rows, plan.prior, ledger, time.monotonic() - started)
 
 

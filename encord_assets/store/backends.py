@@ -28,6 +28,11 @@ def sha256_of(path: Path | str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def local_version(size: int, mtime_ns: int, inode: int) -> str:
+    """A local file's version: it changes when the file is rewritten or replaced."""
+    return f"{size}:{mtime_ns}:{inode}"
+
+
 class LocalBackend:
     """ROOT is a folder: placing is a rename from staging on the same filesystem."""
 
@@ -65,7 +70,7 @@ class LocalBackend:
             try:
                 if entry.is_file() and (not entry.is_symlink() or self._path(key)):
                     stat = entry.stat()
-                    version = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}" if stat.st_mtime_ns < settled else None
+                    version = local_version(stat.st_size, stat.st_mtime_ns, stat.st_ino) if stat.st_mtime_ns < settled else None
                     found[key] = (stat.st_size, version)
             except (OSError, UnsafePath):
                 continue

@@ -70,7 +70,7 @@ def test_staged_files_are_checked_before_placing(tmp_path):
     fetched = pl.DataFrame(
         [{"target": t, "outcome": "staged", "staged_path": str(p), "expected_size": n} for t, p, n in rows], schema=RESULT_SCHEMA
     )
-    results = {row["target"]: (row["outcome"], row["error_class"]) for row in place_staged(store, fetched)}
+    results = {row["target"]: (row["outcome"], row["error_class"]) for row in place_staged(store, fetched)[0]}
     assert results == {
         "shared/image/good.jpg": ("placed", None),
         "shared/image/short.jpg": ("failed", "size_mismatch"),
