@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
     import polars_hash as plh
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from PIL import Image
@@ -31,6 +32,7 @@ else:
     np = LazyModule("numpy")
     pl = LazyModule("polars")
     plh = LazyModule("polars_hash")
+    pa = LazyModule("pyarrow")
     pc = LazyModule("pyarrow.compute")
     ds = LazyModule("pyarrow.dataset")
     Image = LazyModule("PIL.Image")

@@ -14,10 +14,7 @@ import io
 import struct
 import zipfile
 
-import numpy as np
-import pyarrow as pa
-
-from encord_assets.lazy import pl
+from encord_assets.lazy import np, pa, pl
 from encord_assets.sources.ranged_reads import Source
 
 CENTRAL = struct.Struct(zipfile.structCentralDir)
@@ -41,14 +38,15 @@ FIELDS = (
     ("external_attr", 38, 4),
     ("header_offset", 42, 4),
 )
+# Python types (polars maps them to String and Int64): polars is not imported with the module
 SCHEMA = {
-    "name": pl.String,
-    "header_offset": pl.Int64,
-    "compress_size": pl.Int64,
-    "file_size": pl.Int64,
-    "crc": pl.Int64,
-    "compress_type": pl.Int32,
-    "external_attr": pl.Int64,
+    "name": str,
+    "header_offset": int,
+    "compress_size": int,
+    "file_size": int,
+    "crc": int,
+    "compress_type": int,
+    "external_attr": int,
 }
 
 

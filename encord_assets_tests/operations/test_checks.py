@@ -20,12 +20,8 @@ from encord_assets_tests.conftest import IMAGE_HEADER, manifest_of, write_infos
 
 
 def run_with_checks(materializer: Materializer, asset_name: str, partition_key: str) -> dict[str, dg.AssetCheckEvaluation]:
-    """Materialize one asset partition with its checks, as a job of the code location does."""
-    job = dg.define_asset_job("with_checks", selection=dg.AssetSelection.assets(asset_name))
-    defs = dg.Definitions.merge(materializer.defs, dg.Definitions(jobs=[job]))
-    result = defs.resolve_job_def("with_checks").execute_in_process(
-        partition_key=partition_key, instance=materializer.instance, raise_on_error=False
-    )
+    """Materialize one asset partition with its checks, as the code location's fill job does."""
+    result = materializer.run(asset_name, partition_key)
     return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
 
 
