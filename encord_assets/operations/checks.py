@@ -14,7 +14,7 @@ from encord_assets.ledger import Outcome
 from encord_assets.metadata import table_metadata
 from encord_assets.operations.decode import decoding_problem
 from encord_assets.operations.policy import Operations
-from encord_assets.operations.verified import FILES_DECODE, FILES_MATCH_MANIFEST, decode_basis, match_basis
+from encord_assets.operations.verified import FILES_DECODE, FILES_MATCH_MANIFEST, decode_basis, match_basis, version_column
 from encord_assets.sources.registry import SourceSpec
 from encord_assets.store import DatasetStore
 
@@ -87,7 +87,7 @@ def each_changed_file(
     no trusted version yet."""
     versions = store.versions(rows["target"].to_list()) if versions is None else versions
     rows = rows.with_columns(
-        version=pl.col("target").replace_strict({t: v for t, (_, v) in versions.items()}, default=None, return_dtype=pl.String),
+        version=version_column(versions),
         basis=basis,
     )
     verified = store.read_parquet(key)

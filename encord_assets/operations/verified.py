@@ -27,6 +27,11 @@ THREADS = 2
 BACKDATE_NS = 2 * RACY_NS
 
 
+def version_column(versions: dict[str, tuple[int, str | None]]) -> "pl.Expr":
+    """Each row's file version (column `target`) from `store.versions`: null where none is trusted yet."""
+    return pl.col("target").replace_strict({t: v for t, (_, v) in versions.items()}, default=None, return_dtype=pl.String)
+
+
 def match_basis() -> "pl.Expr":
     """What `files_match_manifest`'s verdict rests on: the manifest's size and sha256."""
     return pl.format("{}:{}", "bytes", "sha256")
@@ -104,7 +109,7 @@ def record_placed(store: DatasetStore, asset_name: str, partition_key: str, plac
     storage the object's ETag after the conditional create of those bytes."""
     versions = store.versions(placed["target"].to_list())
     found = placed.with_columns(
-        version=pl.col("target").replace_strict({t: v for t, (_, v) in versions.items()}, default=None, return_dtype=pl.String),
+        version=version_column(versions),
         expected_duration=pl.lit(None, pl.Float64),  # clips are recorded for the match check only
     ).filter(pl.col("version").is_not_null())
     if store.is_local:
