@@ -140,7 +140,7 @@ def test_masks_of_one_class_fetch_little_more_than_their_members_from_a_zip64(se
     monkeypatch.setenv("OPENIMAGES_LABEL_TYPES", "masks")
     monkeypatch.setenv("OPENIMAGES_SPLITS", "train")
     # zip 0 past 65,535 members: ZIP64 end records
-    mirror, materializer, content = serve(csv_dir, "Handgun", decoys=4, decoys_by_zip={"0": 66_000})
+    _, materializer, content = serve(csv_dir, "Handgun", decoys=4, decoys_by_zip={"0": 66_000})
     archive = content / "openimages" / "annotations" / mask_zip("train", names[0])
     with zipfile.ZipFile(archive) as zf:
         assert len(zf.infolist()) > 65_535
